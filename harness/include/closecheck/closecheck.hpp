@@ -1,0 +1,184 @@
+// closecheck: find the file descriptors a piece of code leaves open, and name
+// them the way `ss` and `lsof` would.
+//
+//   auto before = closecheck::Snapshot::take();
+//   run_the_code();
+//   for (const auto& fd : closecheck::find_leaks(before)) std::cout << describe(fd) << '\n';
+//
+// Snapshot, find, verify, ignore, expect; `sweep` looks beyond this process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace closecheck {
+
+enum class Kind {
+  file, directory, pipe, fifo, socket, eventfd, epoll, timerfd, signalfd,
+  inotify, pidfd, anon_inode, char_device, block_device, other
+};
+std::string_view to_string(Kind);
+
+// Numbered as the kernel numbers them (include/net/tcp_states.h).
+enum class TcpState : int {
+  none = 0, established, syn_sent, syn_recv, fin_wait1, fin_wait2, time_wait,
+  close, close_wait, last_ack, listen, closing, new_syn_recv
+};
+std::string_view to_string(TcpState);  // "CLOSE_WAIT", as ss prints it
+constexpr std::uint32_t state_bit(TcpState s) { return 1u << static_cast<int>(s); }
+
+struct SocketInfo {
+  int family = 0;    // AF_INET, AF_INET6, AF_UNIX, AF_NETLINK, ...
+  int type = 0;      // SOCK_STREAM, SOCK_DGRAM, ...
+  int protocol = 0;  // IPPROTO_TCP, ... (the netlink family for AF_NETLINK)
+  std::string local;  // "127.0.0.1:41234", "[::1]:80", "/run/x.sock", "@abstract"; "*" if unbound
+  std::string peer;   // as local; "" if not connected
+  TcpState state = TcpState::none;  // TCP only, read from the kernel with TCP_INFO
+  bool is_tcp() const;
+  std::string protocol_name() const;  // "tcp", "udp", "unix stream", "netlink route", ...
+};
+
+// One open descriptor. Its identity is (number, device, inode): a number that
+// was closed and reused for a new object is a different Fd.
+struct Fd {
+  int number = -1;
+  dev_t device = 0;
+  ino_t inode = 0;
+  Kind kind = Kind::other;
+  std::string target;  // what /proc/self/fd/N points at: a path, "socket:[123]", "anon_inode:[eventfd]"
+  std::optional<SocketInfo> socket;
+  bool same_object(const Fd& o) const {
+    return number == o.number && device == o.device && inode == o.inode;
+  }
+};
+
+// One line, like ss/lsof:  fd 7  socket tcp  127.0.0.1:41234 -> 127.0.0.1:39000  CLOSE_WAIT
+std::string describe(const Fd&);
+std::string report(const std::vector<Fd>&);   // one describe() line per fd
+std::string to_json(const std::vector<Fd>&);  // a JSON array, one object per fd
+std::string to_json(const Fd&);
+
+// Classifies one descriptor of this process (kind, target, socket details).
+std::optional<Fd> inspect(int fd);
+
+// The identities of this process's open descriptors. Costs O(own fds):
+// no host-wide table is read.
+class Snapshot {
+ public:
+  static Snapshot take();
+  const std::vector<Fd>& fds() const { return fds_; }  // identity fields only
+  bool contains(const Fd& fd) const;
+  std::size_t size() const { return fds_.size(); }
+
+ private:
+  std::vector<Fd> fds_;  // sorted by number
+};
+
+using Predicate = std::function<bool(const Fd&)>;
+
+// Ignore filters (goleak's Ignore*). Globs are fnmatch(3) patterns.
+Predicate ignore_kind(Kind);
+Predicate ignore_target(std::string glob);  // e.g. "/var/log/*", "anon_inode:[eventpoll]"
+Predicate ignore_fd(int number);
+Predicate ignore_snapshot(Snapshot);        // "everything open now" (goleak's IgnoreCurrent)
+// Applies to every find_leaks() in this process from now on.
+void ignore_always(Predicate);
+
+struct Options {
+  // Settling: a leak must still be there after backing off from first_wait,
+  // doubling, until settle has passed. A descriptor that another thread closes
+  // a moment later is therefore not a leak.
+  std::chrono::microseconds first_wait{1000};
+  std::chrono::milliseconds settle{1000};
+  std::vector<Predicate> ignore;
+};
+
+// Descriptors open now that are not in the baseline, classified, minus the ignored.
+std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& = {});
+
+// Polls condition with the same backoff until it holds (true) or settle has
+// passed (false): the way to wait for the kernel or another thread, never a sleep.
+bool eventually(const std::function<bool()>& condition, const Options& = {});
+
+// --- Expected leaks ------------------------------------------------------
+// A description of descriptors, built from small pieces:
+//   tcp(TcpState::close_wait).peer("127.0.0.1:*")    kind(Kind::epoll)
+class Match {
+ public:
+  Match() = default;
+  Match with(std::string what, Predicate) const;  // add a condition
+  Match state(TcpState) const;
+  Match local(std::string glob) const;
+  Match peer(std::string glob) const;
+  Match target(std::string glob) const;
+  bool operator()(const Fd&) const;
+  const std::string& description() const { return description_; }
+
+ private:
+  std::vector<Predicate> tests_;
+  std::string description_ = "any fd";
+};
+Match any();
+Match kind(Kind);
+Match tcp();                   // a TCP socket (v4 or v6), any state
+Match tcp(TcpState);
+Match unix_socket();
+Match socket_protocol(std::string name);  // as SocketInfo::protocol_name(): "udp", "unix stream", ...
+
+struct Expected {
+  std::size_t count;
+  Match match;
+};
+
+enum class Reclaim {
+  close,  // close(2) the leaked fds: nothing owns them any more
+  keep,   // a live object still owns them and will close them itself
+};
+
+struct Verdict {
+  bool ok = false;
+  std::string message;     // why not, with the report of what did leak
+  std::vector<Fd> leaked;  // everything new since the block started
+  explicit operator bool() const { return ok; }
+};
+
+// Runs block and checks that what it leaves open is exactly `expected`
+// (each Expected claims `count` fds, first match wins; nothing may be left
+// unclaimed). An empty list means "leaks nothing". Waits, with the same
+// backoff as find_leaks, for the leak to reach the expected shape (e.g. a
+// socket to reach CLOSE_WAIT). Then reclaims what matched.
+Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
+                     Reclaim reclaim = Reclaim::close, const Options& = {});
+Verdict expect_no_leaks(const std::function<void()>& block, const Options& = {});
+
+// --- Beyond this process ---------------------------------------------------
+// Every TCP socket in the network namespace whose state is in state_mask
+// (state_bit(...) | ...), read with NETLINK_SOCK_DIAG; the kernel filters by state.
+struct DiagSocket {
+  int family = 0;
+  TcpState state = TcpState::none;
+  std::string local, peer;
+  ino_t inode = 0;  // 0: no descriptor refers to it any more (an orphan)
+  uid_t uid = 0;
+};
+std::vector<DiagSocket> sweep(std::uint32_t state_mask);
+
+// Sockets in state_mask that this process does not hold but another process
+// does (a child that inherited them, say): matched by inode against /proc/PID/fd.
+struct HeldElsewhere {
+  DiagSocket socket;
+  pid_t pid = 0;
+  int fd = -1;
+  std::string command;  // /proc/PID/comm
+};
+std::vector<HeldElsewhere> held_elsewhere(std::uint32_t state_mask);
+std::string describe(const HeldElsewhere&);
+
+}  // namespace closecheck

@@ -1,0 +1,44 @@
+// GoogleTest integration: a listener that checks every test for leaked
+// descriptors, and an assertion for tests that must leak something exactly.
+//
+// Link closecheck::gtest_main instead of GTest::gtest_main and every test is
+// checked. With a main of your own, call closecheck::install_listener().
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include "closecheck/closecheck.hpp"
+
+namespace closecheck {
+
+// EXPECT_TRUE(closecheck::Leaks({{1, tcp(TcpState::close_wait)}}, [&] { ... }));
+::testing::AssertionResult Leaks(const std::vector<Expected>& expected,
+                                 const std::function<void()>& block,
+                                 Reclaim reclaim = Reclaim::close, const Options& = {});
+::testing::AssertionResult NoLeaks(const std::function<void()>& block, const Options& = {});
+
+// The per-test check, GoogleTest's sample10 pattern: snapshot in OnTestStart,
+// find leaks in OnTestEnd and fail the test that leaked, with the report.
+class LeakCheckListener : public ::testing::EmptyTestEventListener {
+ public:
+  explicit LeakCheckListener(Options options = {}, std::string json_path = {});
+  void OnTestStart(const ::testing::TestInfo&) override;
+  void OnTestEnd(const ::testing::TestInfo&) override;
+
+ private:
+  Options options_;
+  std::string json_path_;
+  Snapshot baseline_;
+};
+
+// Appends a LeakCheckListener configured from the environment and from
+// --closecheck_* flags (removed from argv): --closecheck_settle_ms=N
+// (CLOSECHECK_SETTLE_MS), --closecheck_json=FILE (CLOSECHECK_JSON: one JSON
+// line per leaking test), --closecheck=off (CLOSECHECK=off). Call after
+// InitGoogleTest. Returns false, with a message on stderr, for a bad flag.
+bool install_listener(int* argc, char** argv);
+
+// For the running test only: don't count fds matching p as leaks.
+void ignore_in_this_test(Predicate p);
+
+}  // namespace closecheck

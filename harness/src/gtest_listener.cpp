@@ -1,0 +1,118 @@
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+
+#include "closecheck/gtest.hpp"
+#include "format.hpp"
+
+namespace closecheck {
+
+namespace {
+std::mutex test_ignores_mutex;
+std::vector<Predicate> test_ignores;
+
+::testing::AssertionResult to_assertion(const Verdict& v) {
+  if (v.ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << v.message;
+}
+}  // namespace
+
+::testing::AssertionResult Leaks(const std::vector<Expected>& expected,
+                                 const std::function<void()>& block, Reclaim reclaim,
+                                 const Options& options) {
+  return to_assertion(expect_leaks(expected, block, reclaim, options));
+}
+
+::testing::AssertionResult NoLeaks(const std::function<void()>& block, const Options& options) {
+  return to_assertion(expect_no_leaks(block, options));
+}
+
+void ignore_in_this_test(Predicate p) {
+  std::lock_guard lock(test_ignores_mutex);
+  test_ignores.push_back(std::move(p));
+}
+
+LeakCheckListener::LeakCheckListener(Options options, std::string json_path)
+    : options_(std::move(options)), json_path_(std::move(json_path)) {}
+
+void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
+  {
+    std::lock_guard lock(test_ignores_mutex);
+    test_ignores.clear();
+  }
+  baseline_ = Snapshot::take();
+}
+
+void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
+  Options options = options_;
+  {
+    std::lock_guard lock(test_ignores_mutex);
+    options.ignore.insert(options.ignore.end(), test_ignores.begin(), test_ignores.end());
+  }
+  auto leaks = find_leaks(baseline_, options);
+  if (leaks.empty()) return;
+  // Listeners' OnTestEnd runs before the result printer's, and the test is
+  // still current, so this failure belongs to the test that leaked.
+  GTEST_MESSAGE_AT_(info.file(), info.line(), "", ::testing::TestPartResult::kNonFatalFailure)
+      << "closecheck: " << leaks.size() << " fd" << (leaks.size() == 1 ? "" : "s")
+      << " leaked by this test:\n"
+      << report(leaks);
+  if (!json_path_.empty()) {
+    std::ofstream out(json_path_, std::ios::app);
+    out << "{\"test\":"
+        << detail::json_string(std::string(info.test_suite_name()) + "." + info.name())
+        << ",\"leaks\":" << to_json(leaks) << "}\n";
+  }
+}
+
+bool install_listener(int* argc, char** argv) {
+  Options options;
+  std::string json;
+  bool off = false;
+  auto settle_from = [&](const char* text, const char* source) {
+    int ms = 0;
+    auto end = text + std::strlen(text);
+    auto [p, ec] = std::from_chars(text, end, ms);
+    if (ec != std::errc() || p != end || ms < 0) {
+      std::cerr << "closecheck: " << source << " wants a whole number of milliseconds, got '"
+                << text << "'\n";
+      return false;
+    }
+    options.settle = std::chrono::milliseconds(ms);
+    return true;
+  };
+  if (const char* e = std::getenv("CLOSECHECK_SETTLE_MS"); e && !settle_from(e, "CLOSECHECK_SETTLE_MS"))
+    return false;
+  if (const char* e = std::getenv("CLOSECHECK_JSON")) json = e;
+  if (const char* e = std::getenv("CLOSECHECK")) off = std::strcmp(e, "off") == 0;
+
+  int kept = 1;
+  for (int i = 1; i < *argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("--closecheck_settle_ms=")) {
+      if (!settle_from(argv[i] + std::strlen("--closecheck_settle_ms="), "--closecheck_settle_ms"))
+        return false;
+    } else if (arg.starts_with("--closecheck_json=")) {
+      json = std::string(arg.substr(std::strlen("--closecheck_json=")));
+    } else if (arg == "--closecheck=off") {
+      off = true;
+    } else if (arg.starts_with("--closecheck")) {
+      std::cerr << "closecheck: unknown flag '" << arg
+                << "' (known: --closecheck_settle_ms=N, --closecheck_json=FILE, --closecheck=off)\n";
+      return false;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  *argc = kept;
+  argv[kept] = nullptr;
+  if (!off)
+    ::testing::UnitTest::GetInstance()->listeners().Append(
+        new LeakCheckListener(options, json));
+  return true;
+}
+
+}  // namespace closecheck
