@@ -1,0 +1,71 @@
+// A line server on Boost.Asio: for each line a client sends, it answers
+// "ok: <line>". It listens on 127.0.0.1 (port 0) and runs on its own thread.
+// broken.cpp and fixed.cpp each define the session; the rest is shared.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace close_wait_server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+class session_base {
+ public:
+  virtual ~session_base() = default;
+  virtual void start() = 0;
+  virtual void stop() = 0;  // closes the socket
+};
+
+// Owns the open sessions, as in Asio's HTTP server example.
+class connection_manager {
+ public:
+  void start(std::shared_ptr<session_base> s);
+  void stop(const std::shared_ptr<session_base>& s);
+  void stop_all();
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::shared_ptr<session_base>> sessions_;
+};
+
+// Defined by the variant (broken.cpp or fixed.cpp).
+std::shared_ptr<session_base> make_session(tcp::socket socket, connection_manager& manager);
+
+class Server {
+ public:
+  struct Options {
+    // Called on the server's thread when accept fails (e.g. EMFILE); the
+    // server tries again 50 ms later.
+    std::function<void(const error_code&)> on_accept_error;
+  };
+  Server() : Server(Options{}) {}
+  explicit Server(Options options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  tcp::endpoint endpoint() const { return endpoint_; }
+  std::size_t sessions() const { return manager_.size(); }
+
+ private:
+  void do_accept();
+
+  Options options_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
+  connection_manager manager_;
+  tcp::endpoint endpoint_;
+  std::thread thread_;
+};
+
+}  // namespace close_wait_server
