@@ -1,0 +1,195 @@
+// per-loop-client-leak: the same tests run against broken.cpp, fixed.cpp and
+// fixed-library.cpp.
+#include <gtest/gtest.h>
+
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <string_view>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/http/fault_peer.hpp"
+#include "fixtures/http/server.hpp"
+#include "scenario.hpp"
+
+using namespace per_loop_client_leak;
+using closecheck::Kind;
+using closecheck::kind;
+using closecheck::Reclaim;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// broken and fixed share Tornado's loop layer; fixed-library has the fixed one.
+constexpr bool tornado_library = std::string_view(CLOSECHECK_VARIANT) != "fixed-library";
+
+Url url_of(std::uint16_t port) { return {.port = port}; }
+
+std::vector<closecheck::Expected> one_loop() {
+  return {{1, kind(Kind::epoll)}, {1, kind(Kind::eventfd)}, {1, kind(Kind::timerfd)}};
+}
+
+// The error fetch_once() reports, or success.
+boost::system::error_code fetch_error(const Url& url, std::chrono::milliseconds timeout = 10s) {
+  try {
+    fetch_once(url, timeout);
+  } catch (const boost::system::system_error& e) {
+    return e.code();
+  }
+  return {};
+}
+
+}  // namespace
+
+// What one leaked loop costs: an io_context opens nothing until its first I/O
+// object, then its reactor's epoll, eventfd and timerfd, and closes them when
+// it is destroyed. (Boost 1.74, Linux.)
+TEST(PerLoopClientLeak, AnIoContextsOwnFdsAreEpollEventfdTimerfd) {
+  std::unique_ptr<asio::io_context> bare;
+  EXPECT_TRUE(closecheck::Leaks({}, [&] { bare = std::make_unique<asio::io_context>(); }, Reclaim::keep));
+  std::shared_ptr<asio::io_context> loop;
+  EXPECT_TRUE(closecheck::Leaks(one_loop(), [&] { loop = detail::new_loop(); }, Reclaim::keep));
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    auto again = detail::new_loop();
+  }));
+  loop.reset();  // closes them: checked by the per-test leak check
+}
+
+TEST(PerLoopClientLeak, OneIterationLeavesOneLoopBehind) {
+  fixtures::http::Server server;
+  auto before = closecheck::Snapshot::take();
+  auto verdict = closecheck::expect_leaks(
+      expected_after(1), [&] { iterations(1, url_of(server.port()), server.body()); },
+      Reclaim::keep);  // the registry owns them
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(registered_loops(), broken ? 1u : 0u);
+  EXPECT_EQ(server.requests(), 1u);
+  clear_registry();
+  EXPECT_EQ(closecheck::report(closecheck::find_leaks(before)), "");
+}
+
+class PerLoopClientLeakGrowth : public ::testing::TestWithParam<std::size_t> {};
+
+// Exactly one loop's fds per iteration, every iteration, and nothing else.
+TEST_P(PerLoopClientLeakGrowth, LinearInIterations) {
+  const std::size_t n = GetParam();
+  const long k = broken ? 3 : 0;
+  fixtures::http::Server server;
+  auto count = [] { return static_cast<long>(closecheck::Snapshot::take().size()); };
+  std::vector<long> growth;
+  auto verdict = closecheck::expect_leaks(
+      expected_after(n),
+      [&] {
+        long last = count();
+        for (std::size_t i = 0; i < n; ++i) {
+          iterations(1, url_of(server.port()), server.body());
+          // The server may still be closing its end of the connection.
+          closecheck::eventually([&] { return count() == last + k; });
+          growth.push_back(count() - last);
+          last += growth.back();
+        }
+      },
+      Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(growth, std::vector<long>(n, k));
+  EXPECT_EQ(registered_loops(), broken ? n : 0u);
+  EXPECT_EQ(server.requests(), n);
+  clear_registry();  // destroys the leaked loops: the per-test check then finds nothing
+}
+
+INSTANTIATE_TEST_SUITE_P(PerLoopClientLeak, PerLoopClientLeakGrowth, ::testing::Values(10, 50, 100),
+                         [](const auto& info) { return "N" + std::to_string(info.param); });
+
+// The per-loop cache holds client state weakly: once the clients are gone, so
+// are its entries, in every variant. What stays is the registry's loops.
+TEST(PerLoopClientLeak, TheWeakCacheIsNotTheLeak) {
+  fixtures::http::Server server;
+  auto verdict = closecheck::expect_leaks(
+      expected_after(5), [&] { iterations(5, url_of(server.port()), server.body()); },
+      Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(cached_client_states(), 0u);
+  EXPECT_EQ(registered_loops(), broken ? 5u : 0u);
+  clear_registry();
+}
+
+// The mechanism alone, without any I/O: with Tornado's loop layer, merely
+// constructing a client outside run() creates, registers and keeps a loop.
+TEST(PerLoopClientLeak, AClientOutsideRunBindsToALoopMadeForIt) {
+  auto verdict = closecheck::expect_leaks(
+      tornado_library ? one_loop() : std::vector<closecheck::Expected>{},
+      [&] {
+        HttpClient client;
+        EXPECT_EQ(client.loop() != nullptr, tornado_library);
+        EXPECT_EQ(cached_client_states(), tornado_library ? 1u : 0u);
+      },
+      Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(cached_client_states(), 0u);  // the client is gone...
+  EXPECT_EQ(registered_loops(), tornado_library ? 1u : 0u);  // ...its loop is not
+  clear_registry();
+}
+
+TEST(PerLoopClientLeak, CurrentOutsideRun) {
+  if (tornado_library) {
+    auto verdict = closecheck::expect_leaks(one_loop(), [] {
+      auto& loop = Loop::current();
+      EXPECT_EQ(&Loop::current(), &loop);  // now current: made once, until run() clears it
+    }, Reclaim::keep);
+    EXPECT_TRUE(verdict.ok) << verdict.message;
+    EXPECT_EQ(registered_loops(), 1u);
+    clear_registry();
+  } else {
+    EXPECT_THROW(Loop::current(), std::logic_error);
+  }
+}
+
+// --- Bad input: the client reports an error; fixed variants leak nothing ---------
+
+TEST(PerLoopClientLeak, ServerClosesEarly) {
+  fixtures::http::FaultPeer peer(fixtures::http::Fault::close_early);
+  boost::system::error_code ec;
+  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); },
+                                          Reclaim::keep);
+  EXPECT_EQ(ec, bhttp::error::end_of_stream) << ec.message();
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  clear_registry();
+}
+
+TEST(PerLoopClientLeak, ServerAnswersGarbage) {
+  fixtures::http::FaultPeer peer(fixtures::http::Fault::garbage);
+  boost::system::error_code ec;
+  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); },
+                                          Reclaim::keep);
+  EXPECT_EQ(ec, bhttp::error::bad_version) << ec.message();
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  clear_registry();
+}
+
+TEST(PerLoopClientLeak, ServerNeverAnswersUntilTheDeadline) {
+  fixtures::http::FaultPeer peer(fixtures::http::Fault::silent);
+  boost::system::error_code ec;
+  auto start = std::chrono::steady_clock::now();
+  auto verdict = closecheck::expect_leaks(expected_after(1),
+                                          [&] { ec = fetch_error(url_of(peer.port()), 300ms); },
+                                          Reclaim::keep);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 10s);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  clear_registry();
+}
+
+TEST(PerLoopClientLeak, NobodyListens) {
+  std::uint16_t port;
+  {
+    fixtures::http::FaultPeer gone(fixtures::http::Fault::close_early);
+    port = gone.port();
+  }
+  boost::system::error_code ec;
+  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(port)); },
+                                          Reclaim::keep);
+  EXPECT_EQ(ec, asio::error::connection_refused) << ec.message();
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  clear_registry();
+}
