@@ -172,6 +172,7 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
                      : in ? std::string(static_cast<const char*>(in)) : "connection error");
       break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+      if (closing_) break;  // what arrives after we gave up on the connection
       if (lws_is_first_fragment(wsi)) {
         partial_.clear();
         partial_binary_ = lws_frame_is_binary(wsi);
@@ -180,8 +181,8 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
       if (partial_.size() > loop_.options().max_message) {
         fail("message too big: more than " + std::to_string(loop_.options().max_message) + " bytes");
         partial_.clear();
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, nullptr, 0);
-        return -1;
+        start_close(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);  // not -1 from here: lws 4.1.6 crashes
+        break;
       }
       if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         payload_->feed_data({partial_binary_ ? Message::Type::binary : Message::Type::text,
@@ -212,7 +213,7 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
     case LWS_CALLBACK_WSI_DESTROY: {  // the last word about a wsi (lws #2176, #2208)
       auto self = shared_from_this();
       wsi_ = nullptr;
-      fail("connection closed during the upgrade");  // no-op once opened
+      fail("no answer to the upgrade");  // lws timed it out or it ended; no-op once opened
       connection_lost();
       cancel();
       finished_promise_.set_value();

@@ -88,3 +88,51 @@ TEST(WebsocketEofCheck, CancelledThenDropped) {
   }, closecheck::Reclaim::keep, client_side(server));
   check_after_release(verdict, local, server, client);
 }
+
+// Bad input: the client reports an error, nothing leaks, nothing hangs.
+namespace {
+
+void expect_error_from(Server::Behaviour behaviour, const std::string& error) {
+  Server server({.behaviour = behaviour, .oversize = 1 << 20});
+  Client client;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    auto ws = ws_connect(client.connector, server.port(), client.log.logger());
+    auto m = ws->receive();
+    EXPECT_EQ(m.type, Message::Type::error);
+    EXPECT_EQ(m.data, error);
+    EXPECT_TRUE(ws->closed()) << "an error ends the connection";
+  }, client_side(server)));
+  EXPECT_TRUE(client.log.lines().empty());
+  EXPECT_EQ(client.connector.acquired(), 0u);
+  EXPECT_TRUE(server.wait_for([](const Server::Stats& s) { return s.closed == 1; }));
+}
+
+}  // namespace
+
+TEST(WebsocketEofCheck, MalformedFrameIsAnError) {
+  expect_error_from(Server::Behaviour::malformed_frame, "connection closed without a close frame");
+}
+
+TEST(WebsocketEofCheck, CloseMidFrameIsAnError) {
+  expect_error_from(Server::Behaviour::close_mid_frame, "connection closed in the middle of a message");
+}
+
+TEST(WebsocketEofCheck, OversizeMessageIsAnError) {
+  expect_error_from(Server::Behaviour::oversize_message, "message too big: more than 65536 bytes");
+}
+
+TEST(WebsocketEofCheck, UnansweredUpgradeTimesOut) {
+  fixtures::ws::SilentPeer peer;
+  Client client({.timeout_secs = 1});
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    auto start = std::chrono::steady_clock::now();
+    try {
+      ws_connect(client.connector, peer.port(), client.log.logger());
+      ADD_FAILURE() << "ws_connect to a peer that never answers returned";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "WebSocket connect failed: no answer to the upgrade");
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  }));
+  EXPECT_EQ(client.connector.acquired(), 0u);
+}
