@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Writes the corpus report: one self-contained HTML page (no network needed).
+
+usage: ci/report.py DATA_DIR OUT_HTML
+
+DATA_DIR holds one JSON file per case and variant, written by the corpus
+programs (`<program> --json FILE`): the verdict, what leaked, and samples of
+the process's descriptors taken while the scenario ran. For each case the page
+shows broken and fixed side by side: the verdict, the leak table, and a
+timeline of every TCP socket's state over time, drawn from those samples.
+"""
+import html
+import json
+import pathlib
+import sys
+
+COLORS = {
+    "LISTEN": "#9e9e9e", "SYN_SENT": "#b39ddb", "SYN_RECV": "#b39ddb", "ESTAB": "#43a047",
+    "FIN_WAIT1": "#81d4fa", "FIN_WAIT2": "#29b6f6", "TIME_WAIT": "#0277bd", "CLOSING": "#4dd0e1",
+    "CLOSE_WAIT": "#e53935", "LAST_ACK": "#fb8c00", "CLOSE": "#6d4c41", "NONE": "#eeeeee",
+}
+LANES = 24  # at most this many sockets drawn per variant
+
+
+def timeline(samples):
+    """An SVG: one lane per TCP socket (by inode), coloured by state over time."""
+    if not samples:
+        return "<p>no samples</p>"
+    end = max(s["t_us"] for s in samples) or 1
+    lanes, labels = {}, {}
+    for s in samples:
+        for sock in s["tcp"]:
+            key = sock["inode"]
+            if key not in lanes and len(lanes) >= LANES:
+                continue
+            lanes.setdefault(key, []).append((s["t_us"], sock["state"]))
+            peer = f' -> {sock["peer"]}' if sock["peer"] else ""
+            labels.setdefault(key, f'fd {sock["fd"]}  {sock["local"]}{peer}')
+    width, left, lane_h = 270, 270, 18
+    height = 30 + lane_h * max(1, len(lanes))
+    out = [f'<svg class="timeline" viewBox="0 0 {left + width + 10} {height + 10}" '
+           f'width="{left + width + 10}" height="{height + 10}" role="img">']
+    times = [s["t_us"] for s in samples]
+    for i, (key, points) in enumerate(lanes.items()):
+        y = 10 + i * lane_h
+        for j, (t, state) in enumerate(points):
+            # a segment lasts until the next sample of this socket, or the next sample at all
+            later = [p[0] for p in points[j + 1:j + 2]]
+            nxt = later[0] if later else next((u for u in times if u > t), end)
+            x0 = left + width * t / end
+            x1 = left + width * nxt / end
+            out.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{lane_h - 4}" '
+                       f'fill="{COLORS.get(state, "#000")}"><title>{html.escape(state)} at '
+                       f'{t / 1000:.2f} ms: {html.escape(labels[key])}</title></rect>')
+        out.append(f'<text x="0" y="{y + lane_h - 7}" class="lane">'
+                   f'{html.escape(labels[key])}</text>')
+    axis_y = height - 8
+    out.append(f'<text x="{left}" y="{axis_y}" class="axis">0 ms</text>')
+    out.append(f'<text x="{left + width}" y="{axis_y}" text-anchor="end" class="axis">'
+               f'{end / 1000:.2f} ms, {len(samples)} samples</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def variant_block(d):
+    verdict = d["verdict"]
+    cls = "ok" if verdict in ("clean", "leaks as expected") else "bad"
+    rows = "".join(
+        f"<tr><td>{f['fd']}</td><td>{html.escape(f['kind'])}</td>"
+        f"<td>{html.escape(f.get('protocol', ''))}</td><td>{html.escape(f.get('local', f['target']))}</td>"
+        f"<td>{html.escape(f.get('peer', ''))}</td><td>{html.escape(f.get('state', ''))}</td></tr>"
+        for f in d.get("leaked", [])[:50])
+    table = (f'<table class="leaks"><tr><th>fd</th><th>kind</th><th>protocol</th><th>local / target</th>'
+             f'<th>peer</th><th>state</th></tr>{rows}</table>' if rows else '<p class="none">nothing leaked</p>')
+    return (f'<div class="variant" data-variant="{html.escape(d["variant"])}">'
+            f'<h3>{html.escape(d["variant"])} <span class="verdict {cls}">{html.escape(verdict)}</span></h3>'
+            f'<p class="summary">{html.escape(d["summary"]) or "&nbsp;"}</p>{table}'
+            f'<h4>TCP sockets over time</h4>{timeline(d.get("samples", []))}</div>')
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: ci/report.py DATA_DIR OUT_HTML")
+    data_dir, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    runs = [json.loads(p.read_text()) for p in sorted(data_dir.glob("*.json"))]
+    if not runs:
+        sys.exit(f"ci/report.py: no corpus results in {data_dir}")
+    cases = {}
+    for r in runs:
+        cases.setdefault(r["case"], []).append(r)
+    sections = []
+    for name, variants in cases.items():
+        variants.sort(key=lambda v: (not v["broken"], v["variant"]))
+        sections.append(f'<section class="case" id="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
+                        f'<div class="side-by-side">{"".join(variant_block(v) for v in variants)}</div>'
+                        f'<p class="more">Story, mechanism and fix: cases/{html.escape(name)}/README.md</p></section>')
+    legend = "".join(f'<span class="key" style="background:{c}"></span>{s} ' for s, c in COLORS.items()
+                     if s != "NONE")
+    unexpected = sum(r["verdict"] == "UNEXPECTED" for r in runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>closecheck corpus report</title>
+<style>
+body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; }}
+.side-by-side {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(580px, 1fr)); gap: 16px; }}
+.variant {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; overflow-x: auto; }}
+.verdict {{ font-size: 12px; padding: 2px 8px; border-radius: 10px; color: white; }}
+.verdict.ok {{ background: #2e7d32; }} .verdict.bad {{ background: #c62828; }}
+.summary {{ font-family: monospace; white-space: pre-wrap; }}
+table.leaks {{ border-collapse: collapse; font-family: monospace; font-size: 12px; }}
+table.leaks td, table.leaks th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: left; }}
+svg.timeline text.lane {{ font: 9px monospace; fill: #111; }}
+svg.timeline text.axis {{ font: 10px sans-serif; fill: #555; }}
+.key {{ display: inline-block; width: 12px; height: 12px; margin: 0 3px 0 10px; vertical-align: middle; }}
+</style></head><body>
+<h1>closecheck corpus report</h1>
+<p>{len(cases)} cases, {len(runs)} variants, {unexpected} unexpected. Each timeline lane is one TCP socket
+this process held, coloured by the state the kernel reported in each sample (hover for details).</p>
+<p class="legend">{legend}</p>
+{"".join(sections)}
+</body></html>
+""")
+    print(f"ci/report.py: wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
