@@ -4,14 +4,20 @@
 #include <chrono>
 #include <future>
 #include <optional>
+#include <iterator>
 #include <stdexcept>
+#include <vector>
 
 namespace dropped_task {
 
 Connection::Connection(tcp::socket socket, Loop& loop, Registry& registry)
     : socket_(std::move(socket)), loop_(loop), registry_(registry) {}
 
-void Connection::start() { do_read(); }
+void Connection::start() {
+  error_code ignored;
+  socket_.set_option(tcp::no_delay(true), ignored);  // one small reply per request
+  do_read();
+}
 
 void Connection::do_read() {
   if (reading_ || peer_eof_ || closed_ || queued_bytes_ >= max_queued_bytes) return;
@@ -138,17 +144,18 @@ void Connection::enqueue(std::string line, std::function<void(error_code, std::s
 void Connection::do_write() {
   if (writing_ || out_.empty()) return;
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(out_.front().line),
-                    [this, self = shared_from_this()](error_code ec, std::size_t n) {
+  std::vector<asio::const_buffer> lines;  // everything queued, in one write
+  for (const auto& out : out_) lines.push_back(asio::buffer(out.line));
+  asio::async_write(socket_, lines, [this, self = shared_from_this(), count = lines.size()](error_code ec, std::size_t) {
     writing_ = false;
-    Out sent = std::move(out_.front());
-    out_.pop_front();
-    queued_bytes_ -= sent.line.size();
+    std::vector<Out> sent(std::make_move_iterator(out_.begin()), std::make_move_iterator(out_.begin() + count));
+    out_.erase(out_.begin(), out_.begin() + count);
+    for (const auto& out : sent) queued_bytes_ -= out.line.size();
     if (ec || closed_) {
       close();
       fail_queued();
     }
-    sent.done(ec, n);  // may resume a task
+    for (auto& out : sent) out.done(ec, out.line.size());  // may resume tasks
     do_write();
     do_read();  // if it stopped for backpressure
     maybe_finish();

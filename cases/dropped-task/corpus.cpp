@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "fixtures/corpus.hpp"
 #include "scenario.hpp"
 
@@ -17,9 +19,12 @@ int main(int argc, char** argv) {
       verdict.ok = false;
       verdict.message += "the peers did not see what this variant must produce\n";
     }
-    std::string note = broken ? "no reply, forward never closed: task '" + stats.last_destroyed +
-                                    "' destroyed pending"
-                              : std::to_string(stats.finished) + " task finished, forward closed, replies sent";
+    std::string note = run.client_saw ? std::to_string(std::count(run.client_saw->begin(), run.client_saw->end(), '\n')) +
+                                            " replies and the server's close"
+                                      : "no reply, no close";
+    note += run.target_saw ? ", forward closed" : ", forward never closed";
+    if (stats.destroyed_pending)
+      note += ": task '" + stats.last_destroyed + "' destroyed pending";
     return {verdict, note};
   });
 }
