@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,20 @@ inline std::string drop_without_closing(Client& client, std::uint16_t port) {
 inline std::vector<closecheck::Expected> expected_after_release(const std::string& server_address) {
   if (!broken) return {};
   return {{1, closecheck::tcp(closecheck::TcpState::established).peer(server_address)}};
+}
+
+// Broken, then: the server closes its end. Nobody reads the lost socket (the
+// pool forgot it, and a connection is read only while someone receives), so
+// it stays in CLOSE_WAIT. Returns it as it is then.
+inline std::optional<closecheck::Fd> after_server_closes(fixtures::ws::Server& server,
+                                                         const closecheck::Fd& leaked) {
+  server.close_all();
+  std::optional<closecheck::Fd> now;
+  closecheck::eventually([&] {
+    now = closecheck::inspect(leaked.number);
+    return now && now->same_object(leaked) && now->socket->state == closecheck::TcpState::close_wait;
+  }, {.settle = std::chrono::seconds(5)});
+  return now && now->same_object(leaked) ? now : std::nullopt;
 }
 
 }  // namespace websocket_eof_check

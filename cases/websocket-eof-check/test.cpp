@@ -27,13 +27,8 @@ void check_after_release(const closecheck::Verdict& verdict, const std::string& 
     EXPECT_EQ(client.log.lines(), std::vector{swallowed_error});
     EXPECT_EQ(server.stats().open(), 1) << "the server never saw the connection end";
 
-    server.close_all();
-    std::optional<closecheck::Fd> now;
-    EXPECT_TRUE(closecheck::eventually([&] {
-      now = closecheck::inspect(leaked.number);
-      return now && now->same_object(leaked) && now->socket->state == TcpState::close_wait;
-    }, {.settle = std::chrono::seconds(5)}));
-    ASSERT_TRUE(now);
+    auto now = after_server_closes(server, leaked);
+    ASSERT_TRUE(now) << "the leaked socket is gone";
     std::cout << "after the server closed: " << closecheck::describe(*now) << '\n';
     EXPECT_EQ(now->socket->state, TcpState::close_wait);
   } else {
