@@ -39,6 +39,7 @@ namespace {
 
 void BM_PerTestCheck(benchmark::State& state) {
   bench::host_sockets(static_cast<int>(state.range(1)));
+  bench::LeakyServer listener;  // like a test process, it has a TCP socket among its fds
   bench::OwnFds own(static_cast<std::size_t>(state.range(0)));
   auto options = no_settle();
   std::size_t leaks = 0;
@@ -53,6 +54,15 @@ void PerTestCheckArgs(benchmark::internal::Benchmark* b) {
     for (int own : {10, 20, 100, 1000}) b->Args({own, host});
 }
 BENCHMARK(BM_PerTestCheck)->Apply(PerTestCheckArgs);
+
+// One snapshot alone: half of the check above, and what a test would cost if
+// the listener reused the end-of-test snapshot as the next test's baseline.
+void BM_SnapshotTake(benchmark::State& state) {
+  bench::host_sockets(0);
+  bench::OwnFds own(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(Snapshot::take());
+}
+BENCHMARK(BM_SnapshotTake)->ArgName("own_fds")->Arg(10)->Arg(20)->Arg(100)->Arg(1000);
 
 // find_leaks on a test that did leak: the new fds are classified (fstat,
 // readlink, getsockname/getpeername, TCP_INFO). Per leaked fd: items_per_second.
@@ -120,10 +130,12 @@ BENCHMARK(BM_SweepAllStates)->ArgName("host_sockets")->Arg(100)->Arg(10000);
 BENCHMARK(BM_ProcNetTcpCloseWait)->ArgName("host_sockets")->Arg(100)->Arg(10000);
 
 // --- One per-test check, done the ways people do it today ------------------
-// Before and after a test that leaks nothing, with 20 fds of our own.
+// Before and after a test that leaks nothing, with 20 fds of our own, one of
+// them a TCP listener (lsof reads /proc/net/tcp only for processes with sockets).
 
 void BM_CheckWithLsof(benchmark::State& state) {
   bench::host_sockets(static_cast<int>(state.range(0)));
+  bench::LeakyServer listener;
   bench::OwnFds own(20);
   std::size_t changed = 0;
   for (auto _ : state) {
@@ -138,6 +150,7 @@ void BM_CheckWithLsof(benchmark::State& state) {
 
 void BM_CheckWithProcNetTcp(benchmark::State& state) {
   bench::host_sockets(static_cast<int>(state.range(0)));
+  bench::LeakyServer listener;
   bench::OwnFds own(20);
   std::size_t changed = 0;
   auto close_waits = [] {
