@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
         expected_after(n), [&] { iterations(n, {.port = server.port()}, server.body()); },
         closecheck::Reclaim::keep);  // the registry owns them...
     auto note = growth_note(verdict.leaked, n);
+    fixtures::corpus::pause_if_asked();
     clear_registry();                // ...until it is cleared
     return fixtures::corpus::Outcome(std::move(verdict), note);
   });
