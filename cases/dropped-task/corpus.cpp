@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     auto verdict = closecheck::expect_leaks(expected_after_forward(server, target),
                                             [&] { run = forward_once(server, target); },
                                             closecheck::Reclaim::keep);  // the server still owns them
+    fixtures::corpus::pause_if_asked();
     auto stats = server.stats().loop;
     bool as_expected = broken ? !run.client_saw && !run.target_saw && stats.destroyed_pending == 1
                               : run.client_saw == forward_transcript && run.target_saw == "";
