@@ -1,0 +1,134 @@
+// closecheck run|watch: argument parsing and the exit status 2 for bad input.
+#include <signal.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string_view>
+
+#include "cli.hpp"
+
+namespace {
+
+using closecheck::cli::Error;
+
+constexpr const char* usage =
+    "usage: closecheck run [--json] [--ignore PATTERN]... [--fail-on leaks|close-wait|none]\n"
+    "                      [--output FILE] -- PROGRAM [ARGS...]\n"
+    "       closecheck watch [--interval MS] [--samples N] (-- PROGRAM [ARGS...] | --pid PID)\n"
+    "\n"
+    "run    runs PROGRAM, follows its children, and reports the fds each process still\n"
+    "       holds when it exits, and the sockets held in CLOSE_WAIT when a process closes\n"
+    "       a listening socket. Exit status: the program's own failure (its code, or\n"
+    "       128+signal), else 1 for findings (--fail-on, default leaks), else 0; 2 for\n"
+    "       closecheck's own errors.\n"
+    "watch  samples fds by kind and TCP sockets by state every MS (default 1000) and\n"
+    "       flags monotonic growth at the end (exit status 1).\n";
+
+// The value of --opt VALUE or --opt=VALUE; advances i.
+std::string_view value(int argc, char** argv, int& i, std::string_view opt) {
+  std::string_view arg = argv[i];
+  if (arg.size() > opt.size() && arg[opt.size()] == '=') return arg.substr(opt.size() + 1);
+  if (i + 1 >= argc) throw Error(std::string(opt) + " needs a value");
+  return argv[++i];
+}
+
+bool is(std::string_view arg, std::string_view opt) {
+  return arg == opt || (arg.starts_with(opt) && arg.size() > opt.size() && arg[opt.size()] == '=');
+}
+
+long number(std::string_view text, std::string_view opt, long min, long max) {
+  long n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < min || n > max)
+    throw Error(std::string(opt) + ": '" + std::string(text) + "' is not a whole number from " +
+                std::to_string(min) + " to " + std::to_string(max));
+  return n;
+}
+
+// The program after the options: after "--", or the first non-option.
+std::vector<std::string> program(int argc, char** argv, int i) {
+  if (i < argc && std::string_view(argv[i]) == "--") ++i;
+  std::vector<std::string> out(argv + i, argv + argc);
+  return out;
+}
+
+[[noreturn]] void unknown(const char* command, std::string_view arg) {
+  throw Error(std::string(command) + ": unknown option '" + std::string(arg) +
+              "' (closecheck --help lists the options)");
+}
+
+int run_command(int argc, char** argv) {
+  closecheck::cli::RunOptions o;
+  int i = 2;
+  for (; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--" || !arg.starts_with("-")) break;
+    if (arg == "--json") {
+      o.json = true;
+    } else if (is(arg, "--ignore")) {
+      o.ignore.emplace_back(value(argc, argv, i, "--ignore"));
+    } else if (is(arg, "--output")) {
+      o.output = value(argc, argv, i, "--output");
+    } else if (is(arg, "--fail-on")) {
+      auto v = value(argc, argv, i, "--fail-on");
+      if (v == "leaks") o.fail_on = closecheck::cli::FailOn::leaks;
+      else if (v == "close-wait") o.fail_on = closecheck::cli::FailOn::close_wait;
+      else if (v == "none") o.fail_on = closecheck::cli::FailOn::none;
+      else throw Error("--fail-on: '" + std::string(v) + "' is not one of leaks, close-wait, none");
+    } else {
+      unknown("run", arg);
+    }
+  }
+  o.argv = program(argc, argv, i);
+  if (o.argv.empty()) throw Error("run: no program given (closecheck run [options] -- PROGRAM [ARGS...])");
+  return closecheck::cli::run(o);
+}
+
+int watch_command(int argc, char** argv) {
+  closecheck::cli::WatchOptions o;
+  int i = 2;
+  for (; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--" || !arg.starts_with("-")) break;
+    if (is(arg, "--interval")) {
+      o.interval = std::chrono::milliseconds(
+          number(value(argc, argv, i, "--interval"), "--interval", 1, 3600 * 1000));
+    } else if (is(arg, "--samples")) {
+      o.samples = number(value(argc, argv, i, "--samples"), "--samples", 1, 1L << 30);
+    } else if (is(arg, "--pid")) {
+      o.pid = static_cast<pid_t>(number(value(argc, argv, i, "--pid"), "--pid", 1, 1L << 30));
+    } else {
+      unknown("watch", arg);
+    }
+  }
+  o.argv = program(argc, argv, i);
+  if (o.pid && !o.argv.empty()) throw Error("watch: give either --pid PID or -- PROGRAM, not both");
+  if (!o.pid && o.argv.empty())
+    throw Error("watch: no program given (closecheck watch [options] (-- PROGRAM [ARGS...] | --pid PID))");
+  return closecheck::cli::watch(o);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sigprocmask(SIG_BLOCK, &closecheck::cli::handled_signals(), nullptr);
+  try {
+    std::string_view command = argc > 1 ? argv[1] : "";
+    if (command == "-h" || command == "--help" || command == "help") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    if (command == "run") return run_command(argc, argv);
+    if (command == "watch") return watch_command(argc, argv);
+    if (command.empty()) throw Error("no command given: closecheck run|watch ... (closecheck --help)");
+    throw Error("unknown command '" + std::string(command) + "': closecheck run|watch ... (closecheck --help)");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "closecheck: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "closecheck: internal error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+"""The closecheck command's tests: one scenario per ctest test (cli/<scenario>).
+
+usage: cli_test.py --closecheck PATH --programs DIR [--corpus PATH] SCENARIO
+Every wait is bounded; the programs synchronise with pipes, never sleeps."""
+import argparse
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+TIMEOUT = 30
+args = None
+
+
+def fail(message):
+    raise AssertionError(message)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+def closecheck(*argv, pass_fds=(), stdin=subprocess.DEVNULL):
+    """Runs closecheck; returns (status, stdout, stderr)."""
+    p = subprocess.run([args.closecheck, *argv], stdin=stdin, capture_output=True, text=True,
+                       timeout=TIMEOUT, pass_fds=pass_fds)
+    print("$ closecheck " + " ".join(argv))
+    print(p.stdout + p.stderr + "(exit status %d)" % p.returncode)
+    return p.returncode, p.stdout, p.stderr
+
+
+def program(name):
+    return os.path.join(args.programs, name)
+
+
+def run_json(*argv, **kw):
+    """closecheck run --json, the report in a file; returns (status, report, stdout)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        status, stdout, stderr = closecheck("run", "--json", "--output", out.name, *argv, **kw)
+        text = out.read()
+    print(text)
+    return status, json.loads(text), stdout
+
+
+def connection(stdout, name):
+    """The line a test program printed: 'client fd 3  127.0.0.1:1 -> 127.0.0.1:2'."""
+    m = re.search(r"^%s fd (\d+)  (\S+) -> (\S+)$" % name, stdout, re.M)
+    check(m, "the program did not print its %s connection" % name)
+    return int(m.group(1)), m.group(2), m.group(3)
+
+
+# --- run ---------------------------------------------------------------------
+
+def test_close_wait_leak():
+    status, out, err = closecheck("run", "--", program("cli_close_wait_leak"))
+    fd, local, peer = connection(out, "client")
+    check(status == 1, "findings: exit status 1")
+    line = "fd %d  socket tcp  %s -> %s  CLOSE_WAIT" % (fd, local, peer)
+    check(re.search(r"^closecheck: pid \d+ \(cli_close_wait_\) exited holding 1 fd:$", err, re.M),
+          "names the process that exited")
+    check("closecheck:   " + line + "\n" in err, "the ss-like line: " + line)
+    check("closecheck: 1 finding (1 process checked, 1 in CLOSE_WAIT)" in err, "the summary")
+
+
+def test_json():
+    status, report, out = run_json("--", program("cli_close_wait_leak"))
+    fd, local, peer = connection(out, "client")
+    check(status == 1 and report["status"] == 1, "status 1")
+    check(report["exit"] == {"code": 0}, "the program's own exit")
+    check(report["processes"] == 1 and report["ignored"] == 0, "counts")
+    (f,) = report["findings"]
+    check(f["when"] == "exit" and f["close_wait"] is True, "a CLOSE_WAIT leak at exit")
+    check(f["fd"]["fd"] == fd and f["fd"]["kind"] == "socket" and f["fd"]["protocol"] == "tcp", "the fd")
+    check(f["fd"]["local"] == local and f["fd"]["peer"] == peer and f["fd"]["state"] == "CLOSE_WAIT",
+          "addresses and state")
+    status, report, _ = run_json("--", program("cli_clean"))
+    check(status == 0 and report["findings"] == [] and report["processes"] == 2, "clean JSON")
+
+
+def test_clean():
+    status, _, err = closecheck("run", "--", program("cli_clean"))
+    check(status == 0, "a clean program: exit status 0")
+    check(err.endswith("closecheck: no findings (2 processes checked)\n"), "the clean summary")
+
+
+def test_child_holder():
+    status, report, out = run_json("--", program("cli_child_holder"))
+    fd, local, peer = connection(out, "server")
+    check(status == 1, "findings: exit status 1")
+    (f,) = report["findings"]
+    check(f["when"] == "exit" and f["close_wait"], "the child exits holding it in CLOSE_WAIT")
+    check(f["fd"]["fd"] == fd and f["fd"]["local"] == local and f["fd"]["peer"] == peer, "the server's socket")
+    parent = f["inherited_from"]["pid"]
+    check(parent != f["pid"] and f["inherited_from"]["command"] == "cli_child_holde", "inherited from the parent")
+    status, _, err = closecheck("run", "--", program("cli_child_holder"))
+    check(re.search(r"CLOSE_WAIT  \(inherited from pid \d+ \(cli_child_holde\), which closed it\)$", err, re.M),
+          "the text report says where it came from")
+
+
+def test_python_leak():
+    status, report, out = run_json("--", PYTHON, os.path.join(HERE, "leak_socket.py"))
+    fd, local, peer = connection(out, "client")
+    check(status == 1, "findings: exit status 1")
+    (f,) = report["findings"]
+    check(f["when"] == "listener-close" and f["close_wait"], "CLOSE_WAIT when the server stopped")
+    check(f["command"] == "python3" and f["listener"]["local"] == peer, "the listener it talked to")
+    check(f["fd"]["fd"] == fd and f["fd"]["local"] == local, "the client's socket")
+
+
+def test_ignore():
+    status, _, err = closecheck("run", "--ignore", "*CLOSE_WAIT*", "--", program("cli_close_wait_leak"))
+    check(status == 0 and "no findings (1 process checked, 1 ignored)" in err, "ignored by its line")
+    status, _, err = closecheck("run", "--ignore=socket:*", "--", program("cli_close_wait_leak"))
+    check(status == 0 and "1 ignored" in err, "ignored by its target")
+    status, _, err = closecheck("run", "--ignore", "/etc/*", "--", program("cli_close_wait_leak"))
+    check(status == 1, "a pattern that matches nothing ignores nothing")
+
+
+def test_fail_on():
+    leak = program("cli_close_wait_leak")
+    file_leak = ["/bin/sh", "-c", "exec 7</etc/hostname"]
+    cases = [("leaks", leak, 1), ("close-wait", leak, 1), ("none", leak, 0),
+             ("leaks", file_leak, 1), ("close-wait", file_leak, 0), ("none", file_leak, 0)]
+    for fail_on, prog, expected in cases:
+        prog = prog if isinstance(prog, list) else [prog]
+        status, _, _ = closecheck("run", "--fail-on", fail_on, "--", *prog)
+        check(status == expected, "--fail-on %s: expected %d, got %d" % (fail_on, expected, status))
+
+
+def test_exit_code():
+    for script, expected in [("exit 3", 3), ("kill -TERM $$", 143), ("exec 7</etc/hostname; exit 4", 4)]:
+        status, _, _ = closecheck("run", "--", "/bin/sh", "-c", script)
+        check(status == expected, "%r: expected %d, got %d" % (script, expected, status))
+
+
+def test_inherited_from_caller():
+    # An fd the caller passes down (like stdio) is not the program's leak.
+    r, w = os.pipe()
+    try:
+        status, _, err = closecheck("run", "--", "/bin/sh", "-c", "true", pass_fds=(r, w))
+    finally:
+        os.close(r)
+        os.close(w)
+    check(status == 0 and "no findings" in err, "the caller's fds are the baseline")
+
+
+def test_signal():
+    # SIGTERM sent to closecheck reaches the program; closecheck passes its death on.
+    r, w = os.pipe()
+    p = subprocess.Popen([args.closecheck, "run", "--", "/bin/sh", "-c", "echo ready; exec cat"],
+                         stdin=r, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(r)
+    try:
+        ready, _, _ = select.select([p.stdout], [], [], TIMEOUT)
+        check(ready and p.stdout.readline() == "ready\n", "the program started")
+        p.send_signal(signal.SIGTERM)
+        status = p.wait(TIMEOUT)
+    finally:
+        os.close(w)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print(p.stderr.read())
+    check(status == 128 + signal.SIGTERM, "the program's death by SIGTERM: got %d" % status)
+
+
+def corpus(expected):
+    check(args.corpus, "--corpus PATH is required")
+    status, report, out = run_json("--", args.corpus)
+    variant = "broken" if expected else "fixed"
+    check(re.search(r"close-wait-server\s+%s\s+%s" % (variant, "leaks as expected" if expected else "clean"), out),
+          "the corpus program's own verdict")
+    if not expected:
+        check(status == 0 and report["findings"] == [], "the fixed variant leaves nothing")
+        return
+    check(status == 1, "the broken variant: findings")
+    (f,) = report["findings"]
+    check(f["when"] == "listener-close" and f["close_wait"], "a session socket in CLOSE_WAIT at server stop")
+    check(f["fd"]["local"] == f["listener"]["local"], "accepted on that listener")
+
+
+def test_corpus_broken():
+    corpus(True)
+
+
+def test_corpus_fixed():
+    corpus(False)
+
+
+# --- watch -------------------------------------------------------------------
+
+class Lines:
+    """Reads a pipe line by line with a deadline."""
+
+    def __init__(self, stream):
+        self.stream, self.buffer = stream, b""
+
+    def next(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.stream], [], [], max(left, 0))
+            check(ready, "no line within %d s" % timeout)
+            chunk = os.read(self.stream.fileno(), 4096)
+            check(chunk, "EOF")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        print(line.decode())
+        return line.decode()
+
+
+def fds_column(header, line):
+    return int(line.split()[header.split().index("fds")])
+
+
+def test_watch_growth():
+    commands_r, commands_w = os.pipe()
+    acks_r, acks_w = os.pipe()
+    p = subprocess.Popen([args.closecheck, "watch", "--interval", "10", "--",
+                          program("cli_grow"), str(commands_r), str(acks_w)],
+                         pass_fds=(commands_r, acks_w), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(commands_r)
+    os.close(acks_w)
+    try:
+        lines = Lines(p.stdout)
+        header = lines.next()
+        base = fds_column(header, lines.next())
+        steps = 5
+        for i in range(1, steps + 1):
+            os.write(commands_w, b"g")
+            ready, _, _ = select.select([acks_r], [], [], TIMEOUT)
+            check(ready and os.read(acks_r, 1) == b"g", "grow answered")
+            while fds_column(header, lines.next()) != base + 3 * i:  # until a sample sees it
+                pass
+        os.close(commands_w)
+        commands_w = -1
+        rest = p.stdout.read().decode() if p.wait(TIMEOUT) is not None else ""
+        print(rest)
+    finally:
+        if commands_w >= 0:
+            os.close(commands_w)
+        os.close(acks_r)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(p.returncode == 1, "growth flagged: exit status 1, got %d" % p.returncode)
+    m = re.search(r"GROWTH: fds grew monotonically (\d+) -> (\d+) \(\+15\): [\d.]+ fds/s, [\d.]+ fds per sample", rest)
+    check(m and int(m.group(1)) == base, "the growth and its rate")
+    check("growing: socket +10, epoll +5" in rest, "by kind: the event loop signature")
+
+
+def test_watch_flat():
+    r, w = os.pipe()
+    try:
+        status, out, err = closecheck("watch", "--samples", "4", "--interval", "10", "--", "/bin/cat", stdin=r)
+    finally:
+        os.close(r)
+        os.close(w)
+    check(status == 0 and err == "", "no growth: exit status 0")
+    lines = out.splitlines()
+    check(len(lines) == 1 + 4 + 2 and lines[0].split()[:3] == ["time_s", "procs", "fds"], "a header and 4 rows")
+    check("closecheck watch: 4 samples over" in out and "no monotonic growth" in out, "the verdict")
+
+
+def test_watch_pid():
+    r, w = os.pipe()
+    target = subprocess.Popen(["/bin/cat"], stdin=r)
+    os.close(r)
+    try:
+        status, out, _ = closecheck("watch", "--pid", str(target.pid), "--samples", "3", "--interval", "10")
+        check(target.poll() is None, "watching leaves the process alone")
+    finally:
+        os.close(w)
+        target.wait(TIMEOUT)
+    check(status == 0 and len(out.splitlines()) == 1 + 3 + 2, "3 samples, then the verdict")
+
+
+# --- bad input: one clear line on stderr, exit status 2 ------------------------
+
+BAD_INPUT = {
+    "no-command": [],
+    "unknown-command": ["frobnicate"],
+    "no-program": ["run"],
+    "no-program-after-dashes": ["run", "--json", "--"],
+    "missing-program": ["run", "--", "/nonexistent/program"],
+    "program-not-in-path": ["run", "--", "closecheck-no-such-program"],
+    "not-executable": ["run", "--", "/etc/hostname"],
+    "unknown-option": ["run", "--frobnicate", "--", "/bin/true"],
+    "bad-fail-on": ["run", "--fail-on", "sometimes", "--", "/bin/true"],
+    "missing-value": ["run", "--ignore"],
+    "watch-no-program": ["watch", "--interval", "10"],
+    "watch-unknown-option": ["watch", "--every", "10", "--", "/bin/true"],
+    "watch-missing-program": ["watch", "--", "/nonexistent/program"],
+    "watch-bad-interval": ["watch", "--interval", "0", "--", "/bin/true"],
+    "watch-interval-not-a-number": ["watch", "--interval", "10ms", "--", "/bin/true"],
+    "watch-pid-and-program": ["watch", "--pid", "1", "--", "/bin/true"],
+    "watch-pid-not-a-number": ["watch", "--pid", "abc"],
+    "watch-no-such-pid": ["watch", "--pid", "4194304"],
+    "watch-kernel-thread": ["watch", "--pid", "2"],
+}
+
+
+def bad_input(name):
+    status, out, err = closecheck(*BAD_INPUT[name])
+    check(status == 2, "exit status 2, got %d" % status)
+    check(out == "", "nothing on stdout")
+    check(err.count("\n") == 1 and err.startswith("closecheck: "), "one line on stderr: %r" % err)
+
+
+def main():
+    global args
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--closecheck", required=True)
+    parser.add_argument("--programs", required=True)
+    parser.add_argument("--corpus")
+    parser.add_argument("scenario")
+    args = parser.parse_args()
+    if args.scenario == "list":
+        tests = [n[5:].replace("_", "-") for n in sorted(globals()) if n.startswith("test_")]
+        print(";".join(tests + ["bad-input/" + n for n in BAD_INPUT]))
+        return 0
+    if args.scenario.startswith("bad-input/"):
+        bad_input(args.scenario[len("bad-input/"):])
+    else:
+        globals()["test_" + args.scenario.replace("-", "_")]()
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

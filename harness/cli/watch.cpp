@@ -1,0 +1,291 @@
+// closecheck watch: samples a process tree's fds by kind and its TCP sockets by
+// state, one row per interval, and flags monotonic growth at the end.
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "cli.hpp"
+#include "closecheck/closecheck.hpp"
+#include "closecheck/process.hpp"
+
+namespace closecheck::cli {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// The columns: fds by kind, then held TCP sockets by state.
+namespace col {
+enum Column { fds, file, pipe, socket, epoll, eventfd, timerfd, other,
+              listen, estab, close_wait, fin_wait, close, tcp_other, columns };
+}
+using col::Column;
+constexpr int columns = col::columns;
+constexpr std::array<const char*, columns> names = {
+    "fds", "file", "pipe", "socket", "epoll", "eventfd", "timerfd", "other",
+    "LISTEN", "ESTAB", "CLOSE_WAIT", "FIN_WAIT", "CLOSE", "tcp-other"};
+
+struct Sample {
+  double seconds = 0;
+  int processes = 0;
+  std::array<long, columns> count{};
+};
+
+Column kind_column(Kind k) {
+  switch (k) {
+    case Kind::file: case Kind::directory: return col::file;
+    case Kind::pipe: case Kind::fifo: return col::pipe;
+    case Kind::socket: return col::socket;
+    case Kind::epoll: return col::epoll;
+    case Kind::eventfd: return col::eventfd;
+    case Kind::timerfd: return col::timerfd;
+    default: return col::other;
+  }
+}
+
+Column state_column(TcpState s) {
+  switch (s) {
+    case TcpState::listen: return col::listen;
+    case TcpState::established: return col::estab;
+    case TcpState::close_wait: return col::close_wait;
+    case TcpState::fin_wait1: case TcpState::fin_wait2: return col::fin_wait;
+    case TcpState::close: return col::close;
+    default: return col::tcp_other;
+  }
+}
+
+std::string proc_file(pid_t pid, const char* name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// pid and its descendants, from /proc/PID/task/TID/children.
+std::vector<pid_t> tree(pid_t root) {
+  std::vector<pid_t> out{root};
+  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i) {
+    auto dir = "/proc/" + std::to_string(out[i]) + "/task";
+    DIR* d = opendir(dir.c_str());
+    if (!d) continue;
+    while (auto* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::ifstream in(dir + "/" + e->d_name + "/children");
+      for (pid_t child; in >> child;) out.push_back(child);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+Sample take_sample(pid_t root, clock::time_point start) {
+  Sample s;
+  s.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  for (pid_t pid : tree(root)) {
+    if (pid == getpid()) continue;  // watching an ancestor: not closecheck's own fds
+    auto p = Process::open(pid);
+    if (!p) continue;
+    ++s.processes;
+    for (const auto& fd : p->inspect_all()) {
+      ++s.count[col::fds];
+      ++s.count[kind_column(fd.kind)];
+      if (fd.socket && fd.socket->is_tcp()) ++s.count[state_column(fd.socket->state)];
+    }
+  }
+  return s;
+}
+
+std::string header() {
+  char line[256];
+  int n = std::snprintf(line, sizeof line, "%9s %5s", "time_s", "procs");
+  for (int c = 0; c < columns; ++c)
+    n += std::snprintf(line + n, sizeof line - n, c == col::listen ? "  | %s" : " %s", names[c]);
+  return line;
+}
+
+std::string row(const Sample& s) {
+  char line[256];
+  int n = std::snprintf(line, sizeof line, "%9.3f %5d", s.seconds, s.processes);
+  for (int c = 0; c < columns; ++c)
+    n += std::snprintf(line + n, sizeof line - n, c == col::listen ? "  | %*ld" : " %*ld",
+                       static_cast<int>(std::strlen(names[c])), s.count[c]);
+  return line;
+}
+
+// Monotonic growth: never went down, and went up in at least min(3, steps) steps.
+bool grows(const std::vector<Sample>& samples, int column) {
+  if (samples.size() < 3) return false;
+  std::size_t ups = 0;
+  for (std::size_t i = 1; i < samples.size(); ++i) {
+    if (samples[i].count[column] < samples[i - 1].count[column]) return false;
+    ups += samples[i].count[column] > samples[i - 1].count[column];
+  }
+  return ups >= std::min<std::size_t>(3, samples.size() - 1);
+}
+
+std::string summary(const std::vector<Sample>& samples, bool& growth) {
+  char line[512];
+  std::string out;
+  growth = false;
+  if (samples.empty()) return "closecheck watch: no samples\n";
+  const auto& first = samples.front();
+  const auto& last = samples.back();
+  double span = last.seconds - first.seconds;
+  std::snprintf(line, sizeof line, "closecheck watch: %zu samples over %.3f s\n", samples.size(), span);
+  out += line;
+  if (samples.size() < 3) return out + "closecheck watch: too few samples to judge growth (3 needed)\n";
+  long delta = last.count[col::fds] - first.count[col::fds];
+  if (!grows(samples, col::fds)) {
+    std::snprintf(line, sizeof line, "closecheck watch: no monotonic growth (fds %ld -> %ld)\n",
+                  first.count[col::fds], last.count[col::fds]);
+    return out + line;
+  }
+  growth = true;
+  std::snprintf(line, sizeof line,
+                "closecheck watch: GROWTH: fds grew monotonically %ld -> %ld (+%ld): "
+                "%.1f fds/s, %.2f fds per sample\n",
+                first.count[col::fds], last.count[col::fds], delta, span > 0 ? delta / span : 0.0,
+                static_cast<double>(delta) / static_cast<double>(samples.size() - 1));
+  out += line;
+  std::string by;
+  for (int c = col::fds + 1; c < columns; ++c)
+    if (last.count[c] > first.count[c] && grows(samples, c))
+      by += std::string(by.empty() ? "" : ", ") + names[c] + " +" +
+            std::to_string(last.count[c] - first.count[c]);
+  if (!by.empty()) out += "closecheck watch:   growing: " + by + "\n";
+  return out;
+}
+
+// Checks that pid is a process whose fds closecheck can read.
+Process open_target(pid_t pid) {
+  std::string error;
+  auto p = Process::open(pid, &error);
+  if (!p) throw Error("watch: pid " + std::to_string(pid) + ": " + error);
+  auto name = "pid " + std::to_string(pid) + " (" + p->command() + ")";
+  if (pid == getpid()) throw Error("watch: " + name + " is closecheck itself");
+  std::istringstream stat(proc_file(pid, "stat"));
+  std::string field;
+  // Field 9 is flags; the command (field 2) may hold spaces, so skip past ')'.
+  auto text = stat.str();
+  auto paren = text.rfind(')');
+  std::istringstream rest(paren == std::string::npos ? "" : text.substr(paren + 2));
+  unsigned long flags = 0;
+  for (int i = 3; i <= 9 && rest >> field; ++i)
+    if (i == 9) flags = std::stoul(field);
+  if (flags & 0x00200000)  // PF_KTHREAD
+    throw Error("watch: " + name + " is a kernel thread: it has no fds to watch");
+  auto dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (!d)
+    throw Error("watch: " + name + ": cannot read its fds: " + std::strerror(errno) +
+                " (closecheck needs ptrace permission over it)");
+  closedir(d);
+  for (const auto& fd : p->fds()) {
+    if (int copy = static_cast<int>(syscall(SYS_pidfd_getfd, p->pidfd(), fd.number, 0)); copy >= 0) {
+      ::close(copy);
+      break;
+    }
+    if (errno == EBADF) break;  // closed meanwhile
+    throw Error("watch: " + name + ": cannot inspect its fds: pidfd_getfd: " +
+                std::strerror(errno) + " (closecheck needs ptrace permission over it)");
+  }
+  return std::move(*p);
+}
+
+}  // namespace
+
+int watch(const WatchOptions& options) {
+  std::optional<Process> target;
+  pid_t child = 0;
+  if (options.pid) {
+    target.emplace(open_target(options.pid));
+  } else {
+    child = spawn(options.argv, nullptr, nullptr);
+    std::string error;
+    auto p = Process::open(child, &error);
+    if (!p) throw Error("watch: the program: " + error);
+    target.emplace(std::move(*p));
+  }
+  int signals = signalfd(-1, &handled_signals(), SFD_CLOEXEC);
+  if (signals < 0) throw Error(std::string("signalfd: ") + std::strerror(errno));
+
+  const bool tty = isatty(STDOUT_FILENO);
+  const auto start = clock::now();
+  std::vector<Sample> samples;
+  std::printf("%s\n", header().c_str());
+  std::fflush(stdout);
+  std::optional<int> child_status;
+  bool stop = false;
+  auto next = start;
+  while (!stop) {
+    auto s = take_sample(target->pid(), start);
+    bool same = !samples.empty() && samples.back().count == s.count &&
+                samples.back().processes == s.processes;
+    if (tty && same) std::printf("\r\033[K%s", row(s).c_str());  // live: only changes add a row
+    else std::printf("%s%s", tty && !samples.empty() ? "\n" : "", row(s).c_str());
+    if (!tty) std::printf("\n");
+    std::fflush(stdout);
+    samples.push_back(s);
+    if (options.samples && static_cast<long>(samples.size()) >= options.samples) break;
+    next += options.interval;
+    // Wait for the next sample, the process's exit or a signal; bounded by the interval.
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now());
+      if (left.count() <= 0) break;
+      pollfd p[2] = {{signals, POLLIN, 0}, {target->pidfd(), POLLIN, 0}};
+      if (poll(p, 2, static_cast<int>(left.count()) + 1) < 0 && errno != EINTR)
+        throw Error(std::string("poll: ") + std::strerror(errno));
+      if (p[1].revents) {  // it exited
+        stop = true;
+        break;
+      }
+      if (p[0].revents) {
+        signalfd_siginfo info{};
+        if (read(signals, &info, sizeof info) != sizeof info || info.ssi_signo == SIGCHLD) continue;
+        if (!child) {  // watching a pid: stop watching, leave it alone
+          stop = true;
+          break;
+        }
+        siginfo_t si{};
+        si.si_signo = static_cast<int>(info.ssi_signo);
+        si.si_code = info.ssi_code;
+        if (should_forward(si)) kill(child, si.si_signo);
+      }
+    }
+  }
+  close(signals);
+  if (tty) std::printf("\n");
+  bool ended_by_us = false;
+  if (child) {
+    pollfd p{target->pidfd(), POLLIN, 0};
+    if (poll(&p, 1, 0) == 0) {  // --samples ended the watch: the program ends with it
+      ended_by_us = true;
+      kill(child, SIGTERM);
+      if (poll(&p, 1, 5000) == 0) kill(child, SIGKILL);
+    }
+    int status = 0;
+    if (waitpid(child, &status, 0) == child) child_status = status;
+  }
+  bool growth = false;
+  std::printf("%s", summary(samples, growth).c_str());
+  std::fflush(stdout);
+  if (child_status) {
+    int s = exit_status(*child_status);
+    if (s != 0 && !ended_by_us) return s;  // the program's own failure
+  }
+  return growth ? 1 : 0;
+}
+
+}  // namespace closecheck::cli
