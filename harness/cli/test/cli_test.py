@@ -186,6 +186,7 @@ def corpus(expected):
     (f,) = report["findings"]
     check(f["when"] == "listener-close" and f["close_wait"], "a session socket in CLOSE_WAIT at server stop")
     check(f["fd"]["local"] == f["listener"]["local"], "accepted on that listener")
+    check(f["fd"]["line"] in out, "the very socket the corpus program reports: " + f["fd"]["line"])
 
 
 def test_corpus_broken():
