@@ -35,7 +35,7 @@ TEST(FtpTlsCloseInterop, CurlListsAndDownloads) {
   EXPECT_NE(site.read("sub/list.txt").find(" big.bin\n"), std::string::npos)  // ASCII mode: curl makes CRLF LF
       << site.read("sub/list.txt");
   EXPECT_TRUE(site.read("sub/big.out") == pattern(Site::big_size));
-  EXPECT_EQ(server.stats().transfers_done, 2u);
+  EXPECT_TRUE(server.wait_for([](const ftp_tls::ServerStats& s) { return s.transfers_done == 2; }));
   EXPECT_TRUE(server.wait_idle());
   EXPECT_TRUE(closecheck::NoLeaks([&] { server.stop(); }));
 }
