@@ -228,8 +228,37 @@ int watch(const WatchOptions& options) {
   std::fflush(stdout);
   std::optional<int> child_status;
   bool stop = false;
-  auto next = start;
-  while (!stop) {
+  // Waits until next, the process's exit (stop) or a signal for closecheck.
+  auto wait_until = [&](clock::time_point next) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now());
+      if (left.count() <= 0) return;
+      pollfd p[2] = {{signals, POLLIN, 0}, {target->pidfd(), POLLIN, 0}};
+      if (poll(p, 2, static_cast<int>(left.count()) + 1) < 0 && errno != EINTR)
+        throw Error(std::string("poll: ") + std::strerror(errno));
+      if (p[1].revents) {  // it exited
+        stop = true;
+        return;
+      }
+      if (p[0].revents) {
+        signalfd_siginfo info{};
+        if (read(signals, &info, sizeof info) != sizeof info || info.ssi_signo == SIGCHLD) continue;
+        if (!child) {  // watching a pid: stop watching, leave it alone
+          stop = true;
+          return;
+        }
+        siginfo_t si{};
+        si.si_signo = static_cast<int>(info.ssi_signo);
+        si.si_code = info.ssi_code;
+        if (should_forward(si)) kill(child, si.si_signo);
+      }
+    }
+  };
+  // A program just started is still in its dynamic loader: sample it one interval later.
+  auto next = child ? start + options.interval : start;
+  for (;;) {
+    wait_until(next);
+    if (stop) break;
     auto s = take_sample(target->pid(), start);
     bool same = !samples.empty() && samples.back().count == s.count &&
                 samples.back().processes == s.processes;
@@ -240,30 +269,6 @@ int watch(const WatchOptions& options) {
     samples.push_back(s);
     if (options.samples && static_cast<long>(samples.size()) >= options.samples) break;
     next += options.interval;
-    // Wait for the next sample, the process's exit or a signal; bounded by the interval.
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now());
-      if (left.count() <= 0) break;
-      pollfd p[2] = {{signals, POLLIN, 0}, {target->pidfd(), POLLIN, 0}};
-      if (poll(p, 2, static_cast<int>(left.count()) + 1) < 0 && errno != EINTR)
-        throw Error(std::string("poll: ") + std::strerror(errno));
-      if (p[1].revents) {  // it exited
-        stop = true;
-        break;
-      }
-      if (p[0].revents) {
-        signalfd_siginfo info{};
-        if (read(signals, &info, sizeof info) != sizeof info || info.ssi_signo == SIGCHLD) continue;
-        if (!child) {  // watching a pid: stop watching, leave it alone
-          stop = true;
-          break;
-        }
-        siginfo_t si{};
-        si.si_signo = static_cast<int>(info.ssi_signo);
-        si.si_code = info.ssi_code;
-        if (should_forward(si)) kill(child, si.si_signo);
-      }
-    }
   }
   close(signals);
   if (tty) std::printf("\n");

@@ -224,39 +224,56 @@ def fds_column(header, line):
 
 
 def test_watch_growth():
+    # grow runs first and says it is ready, so that no sample sees the dynamic
+    # loader's passing fds; then each step waits for a sample that shows it.
     commands_r, commands_w = os.pipe()
     acks_r, acks_w = os.pipe()
-    p = subprocess.Popen([args.closecheck, "watch", "--interval", "10", "--",
-                          program("cli_grow"), str(commands_r), str(acks_w)],
-                         pass_fds=(commands_r, acks_w), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    grow = subprocess.Popen([program("cli_grow"), str(commands_r), str(acks_w)],
+                            pass_fds=(commands_r, acks_w), stdin=subprocess.DEVNULL)
     os.close(commands_r)
     os.close(acks_w)
+    p = None
+
+    def ack(expected):
+        ready, _, _ = select.select([acks_r], [], [], TIMEOUT)
+        check(ready and os.read(acks_r, 1) == expected, "grow answered %r" % expected)
+
     try:
+        ack(b"r")
+        p = subprocess.Popen([args.closecheck, "watch", "--interval", "10", "--pid", str(grow.pid)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lines = Lines(p.stdout)
         header = lines.next()
         base = fds_column(header, lines.next())
         steps = 5
         for i in range(1, steps + 1):
             os.write(commands_w, b"g")
-            ready, _, _ = select.select([acks_r], [], [], TIMEOUT)
-            check(ready and os.read(acks_r, 1) == b"g", "grow answered")
+            ack(b"g")
             while fds_column(header, lines.next()) != base + 3 * i:  # until a sample sees it
                 pass
         os.close(commands_w)
         commands_w = -1
-        rest = p.stdout.read().decode() if p.wait(TIMEOUT) is not None else ""
+        grow.wait(TIMEOUT)  # watch stops when it exits
+        p.wait(TIMEOUT)
+        rest = (lines.buffer + p.stdout.read()).decode()
         print(rest)
     finally:
         if commands_w >= 0:
             os.close(commands_w)
         os.close(acks_r)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        for child in (grow, p):
+            if child and child.poll() is None:
+                child.kill()
+                child.wait()
     check(p.returncode == 1, "growth flagged: exit status 1, got %d" % p.returncode)
     m = re.search(r"GROWTH: fds grew monotonically (\d+) -> (\d+) \(\+15\): [\d.]+ fds/s, [\d.]+ fds per sample", rest)
     check(m and int(m.group(1)) == base, "the growth and its rate")
     check("growing: socket +10, epoll +5" in rest, "by kind: the event loop signature")
+
+
+def test_watch_exit_code():
+    status, out, _ = closecheck("watch", "--interval", "10", "--", "/bin/sh", "-c", "exit 3")
+    check(status == 3 and "closecheck watch: " in out, "the program's failure is passed through")
 
 
 def test_watch_flat():
