@@ -3,8 +3,8 @@
 #include <charconv>
 #include <chrono>
 #include <future>
-#include <optional>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 

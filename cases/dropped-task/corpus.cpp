@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
                                             [&] { run = forward_once(server, target); },
                                             closecheck::Reclaim::keep);  // the server still owns them
     fixtures::corpus::pause_if_asked();
-    auto stats = server.stats().loop;
+    auto stats = settled(server, 1, broken ? 1 : 0).loop;
     bool as_expected = broken ? !run.client_saw && !run.target_saw && stats.destroyed_pending == 1
                               : run.client_saw == forward_transcript && run.target_saw == "";
     if (!as_expected) {

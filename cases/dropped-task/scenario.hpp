@@ -58,6 +58,18 @@ inline fixtures::UniqueFd connect(const Server& server) {
   return fixtures::connect_tcp("127.0.0.1", server.endpoint().port());
 }
 
+// Waits (bounded) until the server has started `tasks` tasks, none of them
+// exists any more (finished or destroyed), and `connections` are open; then
+// returns its stats, for exact assertions.
+inline Server::Stats settled(Server& server, std::size_t tasks, std::size_t connections) {
+  Server::Stats stats;
+  closecheck::eventually([&] {
+    stats = server.stats();
+    return stats.loop.started == tasks && stats.loop.live == 0 && stats.connections == connections;
+  }, {.settle = answer_wait});
+  return stats;
+}
+
 struct ForwardRun {
   std::optional<std::string> client_saw;  // the client's transcript (nullopt: nothing, no EOF)
   std::optional<std::string> target_saw;  // after the target's FIN: "" if the forward closed too
