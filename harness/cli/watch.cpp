@@ -73,6 +73,19 @@ std::string proc_file(pid_t pid, const char* name) {
   return s.str();
 }
 
+// The kernel's flags for pid (field 9 of /proc/PID/stat); nullopt if it is gone.
+constexpr unsigned long pf_exiting = 0x4, pf_kthread = 0x00200000;
+std::optional<unsigned long> task_flags(pid_t pid) {
+  auto text = proc_file(pid, "stat");
+  auto paren = text.rfind(')');  // the command, field 2, may hold spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(text.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 9 && rest >> field; ++i)
+    if (i == 9) return std::stoul(field);
+  return std::nullopt;
+}
+
 // pid and its descendants, from /proc/PID/task/TID/children.
 std::vector<pid_t> tree(pid_t root) {
   std::vector<pid_t> out{root};
@@ -175,16 +188,8 @@ Process open_target(pid_t pid) {
   if (!p) throw Error("watch: pid " + std::to_string(pid) + ": " + error);
   auto name = "pid " + std::to_string(pid) + " (" + p->command() + ")";
   if (pid == getpid()) throw Error("watch: " + name + " is closecheck itself");
-  std::istringstream stat(proc_file(pid, "stat"));
-  std::string field;
-  // Field 9 is flags; the command (field 2) may hold spaces, so skip past ')'.
-  auto text = stat.str();
-  auto paren = text.rfind(')');
-  std::istringstream rest(paren == std::string::npos ? "" : text.substr(paren + 2));
-  unsigned long flags = 0;
-  for (int i = 3; i <= 9 && rest >> field; ++i)
-    if (i == 9) flags = std::stoul(field);
-  if (flags & 0x00200000)  // PF_KTHREAD
+  auto flags = task_flags(pid).value_or(0);
+  if (flags & pf_kthread)
     throw Error("watch: " + name + " is a kernel thread: it has no fds to watch");
   auto dir = "/proc/" + std::to_string(pid) + "/fd";
   DIR* d = opendir(dir.c_str());
@@ -260,6 +265,8 @@ int watch(const WatchOptions& options) {
     wait_until(next);
     if (stop) break;
     auto s = take_sample(target->pid(), start);
+    // Exiting: its fds are being closed by the kernel, not by the program.
+    if (auto flags = task_flags(target->pid()); !flags || (*flags & pf_exiting)) break;
     bool same = !samples.empty() && samples.back().count == s.count &&
                 samples.back().processes == s.processes;
     if (tty && same) std::printf("\r\033[K%s", row(s).c_str());  // live: only changes add a row
@@ -269,6 +276,7 @@ int watch(const WatchOptions& options) {
     samples.push_back(s);
     if (options.samples && static_cast<long>(samples.size()) >= options.samples) break;
     next += options.interval;
+    if (auto now = clock::now(); next < now) next = now;  // fell behind: no burst of samples
   }
   close(signals);
   if (tty) std::printf("\n");
