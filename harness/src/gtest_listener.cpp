@@ -43,8 +43,11 @@ void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
     std::lock_guard lock(test_ignores_mutex);
     test_ignores.clear();
   }
-  baseline_ = Snapshot::take();
+  baseline_ = next_baseline_ ? std::move(*next_baseline_) : Snapshot::take();
+  next_baseline_.reset();
 }
+
+void LeakCheckListener::OnTestSuiteEnd(const ::testing::TestSuite&) { next_baseline_.reset(); }
 
 void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
   Options options = options_;
@@ -52,8 +55,12 @@ void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
     std::lock_guard lock(test_ignores_mutex);
     options.ignore.insert(options.ignore.end(), test_ignores.begin(), test_ignores.end());
   }
-  auto leaks = find_leaks(baseline_, options);
-  if (leaks.empty()) return;
+  Snapshot now;
+  auto leaks = find_leaks(baseline_, options, &now);
+  if (leaks.empty()) {
+    next_baseline_ = std::move(now);
+    return;
+  }
   // Listeners' OnTestEnd runs before the result printer's, and the test is
   // still current, so this failure belongs to the test that leaked.
   GTEST_MESSAGE_AT_(info.file(), info.line(), "", ::testing::TestPartResult::kNonFatalFailure)

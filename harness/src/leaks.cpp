@@ -62,10 +62,10 @@ bool glob(const std::string& pattern, const std::string& text) {
   return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
 }
 
-// New descriptors (identity only) since baseline.
-std::vector<Fd> new_since(const Snapshot& baseline) {
+// New descriptors (identity only) since baseline; `now` receives the snapshot.
+std::vector<Fd> new_since(const Snapshot& baseline, Snapshot& now) {
   std::vector<Fd> out;
-  auto now = Snapshot::take();
+  now = Snapshot::take();
   for (const auto& fd : now.fds())
     if (!baseline.contains(fd)) out.push_back(fd);
   return out;
@@ -93,14 +93,17 @@ std::vector<Fd> classify_unignored(const std::vector<Fd>& ids, const Options& op
 // Calls check() on the current leaks until it returns true or settle runs out.
 // Returns the last leaks seen.
 template <class Check>
-std::vector<Fd> settle(const Snapshot& baseline, const Options& options, Check check) {
+std::vector<Fd> settle(const Snapshot& baseline, const Options& options, Check check,
+                       Snapshot* now = nullptr) {
   std::vector<Fd> leaks;
+  Snapshot last;
   eventually(
       [&] {
-        leaks = classify_unignored(new_since(baseline), options);
+        leaks = classify_unignored(new_since(baseline, last), options);
         return check(leaks);
       },
       options);
+  if (now) *now = std::move(last);
   return leaks;
 }
 
@@ -137,8 +140,9 @@ bool eventually(const std::function<bool()>& condition, const Options& options) 
   }
 }
 
-std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& options) {
-  return settle(baseline, options, [](const std::vector<Fd>& leaks) { return leaks.empty(); });
+std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& options, Snapshot* now) {
+  return settle(
+      baseline, options, [](const std::vector<Fd>& leaks) { return leaks.empty(); }, now);
 }
 
 // --- Match -----------------------------------------------------------------

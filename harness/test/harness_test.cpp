@@ -356,7 +356,7 @@ TEST(Listener, FailsTheTestThatLeakedWithTheReport) {
 
 TEST(Listener, GtestMainChecksEveryTestWithNoCodeChange) {
   // listener_demo is linked with closecheck::gtest_main and has one clean and one leaky test.
-  std::string command = std::string(LISTENER_DEMO) + " 2>&1";
+  std::string command = std::string(LISTENER_DEMO) + " --closecheck_settle_ms=50 2>&1";
   FILE* out = popen(command.c_str(), "r");
   ASSERT_NE(out, nullptr);
   std::string text;

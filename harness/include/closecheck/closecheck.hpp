@@ -100,8 +100,10 @@ struct Options {
   std::vector<Predicate> ignore;
 };
 
-// Descriptors open now that are not in the baseline, classified, minus the ignored.
-std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& = {});
+// Descriptors open now that are not in the baseline, classified, minus the
+// ignored. With `now`, also hands back the last snapshot it took (a clean
+// result's snapshot can serve as the next baseline, saving a scan).
+std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& = {}, Snapshot* now = nullptr);
 
 // Polls condition with the same backoff until it holds (true) or settle has
 // passed (false): the way to wait for the kernel or another thread, never a sleep.

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "closecheck/closecheck.hpp"
 
 namespace closecheck {
@@ -24,11 +26,17 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
   explicit LeakCheckListener(Options options = {}, std::string json_path = {});
   void OnTestStart(const ::testing::TestInfo&) override;
   void OnTestEnd(const ::testing::TestInfo&) override;
+  void OnTestSuiteEnd(const ::testing::TestSuite&) override;
 
  private:
   Options options_;
   std::string json_path_;
   Snapshot baseline_;
+  // After a clean test, the snapshot its check took is the next test's
+  // baseline: nothing runs between two tests of one suite (the fixture is
+  // destroyed before OnTestEnd). Dropped at the end of a suite, so that
+  // SetUpTestSuite's descriptors are not charged to the next suite's first test.
+  std::optional<Snapshot> next_baseline_;
 };
 
 // Appends a LeakCheckListener configured from the environment and from
