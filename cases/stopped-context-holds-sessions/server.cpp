@@ -1,0 +1,94 @@
+#include "server.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace stopped_context {
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  explicit session(tcp::socket socket) : socket_(std::move(socket)) {}
+
+  void start() { do_read(); }
+
+  void close() {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  // Every step's handler holds `self`: the session lives while an operation
+  // of it is pending or its handler is queued.
+  void do_read() {
+    asio::async_read_until(socket_, asio::dynamic_buffer(request_, max_line), '\n',
+                           [this, self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec) return close();  // EOF, reset, an overlong line, operation_aborted
+      reply_ = "ok: " + request_.substr(0, n);
+      request_.erase(0, n);
+      do_write();
+    });
+  }
+
+  void do_write() {
+    asio::async_write(socket_, asio::buffer(reply_),
+                      [this, self = shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return close();
+      do_read();
+    });
+  }
+
+  tcp::socket socket_;
+  std::string request_, reply_;
+};
+
+void connection_manager::add(const std::shared_ptr<session>& s) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+  sessions_.push_back(s);
+}
+
+void connection_manager::stop_all() {
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& w : sessions_)
+      if (auto s = w.lock()) live.push_back(std::move(s));
+  }
+  for (const auto& s : live) s->close();
+}
+
+std::size_t connection_manager::size() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<std::size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return !w.expired(); }));
+}
+
+Server::Server()
+    : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      endpoint_(acceptor_.local_endpoint()) {
+  do_accept();
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+Server::~Server() { stop(); }
+
+void Server::restart() {
+  if (running()) throw std::logic_error("Server::restart(): the server is running; stop() it first");
+  io_.restart();
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void Server::do_accept() {
+  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      auto s = std::make_shared<session>(std::move(socket));
+      manager_.add(s);
+      s->start();
+    }
+    do_accept();
+  });
+}
+
+}  // namespace stopped_context

@@ -1,0 +1,133 @@
+// stopped-context-holds-sessions: the same tests run against broken.cpp and fixed.cpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "closecheck/gtest.hpp"
+#include "scenario.hpp"
+
+using namespace stopped_context;
+using closecheck::TcpState;
+
+namespace {
+const closecheck::Options patient{.settle = std::chrono::seconds(10)};
+}
+
+TEST(StoppedServer, ClientsThatCloseAfterStop) {
+  Server server;
+  std::vector<std::string> clients;
+  auto verdict = closecheck::expect_leaks(expected_after_stop(3, server),
+                                          [&] { clients = close_after_stop(server, 3); },
+                                          closecheck::Reclaim::keep);  // pending handlers own them
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_FALSE(server.running());
+  if (broken) {
+    std::vector<std::string> peers;
+    for (const auto& fd : verdict.leaked) peers.push_back(fd.socket->peer);
+    std::sort(peers.begin(), peers.end());
+    std::sort(clients.begin(), clients.end());
+    EXPECT_EQ(peers, clients);
+    EXPECT_EQ(server.sessions(), 3u);  // held by the handlers of their pending reads
+  }
+}
+
+TEST(StoppedServer, FiftyClientsLeaveFiftyCloseWait) {
+  Server server;
+  auto verdict = closecheck::expect_leaks(expected_after_stop(50, server),
+                                          [&] { close_after_stop(server, 50); },
+                                          closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+}
+
+TEST(StoppedServer, DestroyingTheContextReleasesThem) {
+  auto before = closecheck::Snapshot::take();
+  std::optional<Server> server(std::in_place);
+  auto verdict = closecheck::expect_leaks(expected_after_stop(2, *server),
+                                          [&] { close_after_stop(*server, 2); },
+                                          closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  server.reset();  // ~io_context destroys the queued handlers, their sessions, and the sockets
+  EXPECT_EQ(closecheck::report(closecheck::find_leaks(before)), "");
+}
+
+TEST(StoppedServer, RestartAfterStop) {
+  Server server;
+  auto before = closecheck::Snapshot::take();
+  auto verdict = closecheck::expect_leaks(expected_after_stop(2, server),
+                                          [&] { close_after_stop(server, 2); },
+                                          closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  server.restart();
+  // Broken: the pending reads now complete with EOF and the sessions close.
+  EXPECT_EQ(closecheck::report(closecheck::find_leaks(before, patient)), "");
+  EXPECT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }, patient));
+  // Both: the restarted server serves, and releases, new clients.
+  EXPECT_TRUE(closecheck::NoLeaks([&] { served_client(server, "after restart\n"); }, patient));
+}
+
+// What a client that stays connected sees depends on the variant: the broken
+// stop() only pauses its session, the fixed one ends it.
+TEST(StoppedServer, ClientThatStaysConnectedAcrossStop) {
+  Server server;
+  auto client = served_client(server);
+  server.stop();
+  if (broken) {
+    fixtures::send_all(client.fd.get(), "again\n");  // queued in the kernel, unanswered
+    server.restart();
+    EXPECT_EQ(fixtures::read_until(client.fd.get(), '\n', std::chrono::seconds(10)), "ok: again\n");
+  } else {
+    EXPECT_EQ(fixtures::read_to_eof(client.fd.get(), std::chrono::seconds(10)), "");  // FIN at stop
+    server.restart();
+    EXPECT_TRUE(closecheck::NoLeaks([&] { served_client(server); }, patient));
+  }
+}
+
+TEST(StoppedServer, ClientThatResetsAfterStop) {
+  Server server;
+  std::vector<closecheck::Expected> expected;
+  if (broken) expected = {{1, closecheck::tcp(TcpState::close).local(here(server))}};
+  auto verdict = closecheck::expect_leaks(expected, [&] {
+    auto client = served_client(server);
+    server.stop();
+    fixtures::set_linger_zero(client.fd.get());  // close() sends RST
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+}
+
+TEST(StoppedServer, ClientThatConnectsWhileStoppedIsServedAfterRestart) {
+  Server server;
+  server.stop();
+  auto client = fixtures::connect_tcp("127.0.0.1", server.endpoint().port());  // in the backlog
+  fixtures::send_all(client.get(), "hello\n");
+  server.restart();
+  EXPECT_EQ(fixtures::read_until(client.get(), '\n', std::chrono::seconds(10)), "ok: hello\n");
+}
+
+TEST(StoppedServer, ClientThatClosesWhileRunningIsReleased) {
+  Server server;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    for (int i = 0; i < 5; ++i) served_client(server);
+  }, patient));
+  EXPECT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }, patient));
+}
+
+TEST(StoppedServer, OverlongLineEndsTheSession) {
+  Server server;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    auto client = fixtures::connect_tcp("127.0.0.1", server.endpoint().port());
+    fixtures::send_all(client.get(), std::string(max_line, 'x'));  // no '\n' within max_line
+    EXPECT_EQ(fixtures::read_to_eof(client.get(), std::chrono::seconds(10)), "");
+  }, patient));
+}
+
+TEST(StoppedServer, StopTwiceAndRestartWhileRunning) {
+  Server server;
+  EXPECT_THROW(server.restart(), std::logic_error);
+  server.stop();
+  server.stop();
+  EXPECT_FALSE(server.running());
+  server.restart();
+  EXPECT_TRUE(server.running());
+  EXPECT_TRUE(closecheck::NoLeaks([&] { served_client(server); }, patient));
+}
