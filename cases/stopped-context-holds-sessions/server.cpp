@@ -22,20 +22,20 @@ class session : public std::enable_shared_from_this<session> {
   // of it is pending or its handler is queued.
   void do_read() {
     asio::async_read_until(socket_, asio::dynamic_buffer(request_, max_line), '\n',
-                           [this, self = shared_from_this()](error_code ec, std::size_t n) {
-      if (ec) return close();  // EOF, reset, an overlong line, operation_aborted
-      reply_ = "ok: " + request_.substr(0, n);
-      request_.erase(0, n);
-      do_write();
-    });
+                           [self = shared_from_this()](error_code ec, std::size_t n) {
+                             self->on_line(ec, n);
+                           });
   }
 
-  void do_write() {
+  void on_line(error_code ec, std::size_t n) {
+    if (ec) return close();  // EOF, reset, an overlong line, operation_aborted
+    reply_ = "ok: " + request_.substr(0, n);
+    request_.erase(0, n);
     asio::async_write(socket_, asio::buffer(reply_),
-                      [this, self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) return close();
-      do_read();
-    });
+                      [self = shared_from_this()](error_code write_ec, std::size_t) {
+                        if (write_ec) self->close();
+                        else self->do_read();
+                      });
   }
 
   tcp::socket socket_;
