@@ -14,13 +14,16 @@ void Server::do_accept() {
     if (ec) {
       ++failed_accepts_;
       // FIX: on EMFILE, free the reserve, accept every waiting connection and close
-      // it at once: each client gets a close instead of waiting, and the listening
-      // socket is no longer readable. The reserve is reopened above.
+      // it at once (each client gets a close instead of waiting; the reserve is
+      // reopened above), then wait for the next connection before accepting again.
       if (ec == asio::error::no_descriptors && spare_) {
         spare_.reset();
         acceptor_.non_blocking(true, ec);
         for (tcp::socket pending(io_); acceptor_.accept(pending, ec), !ec; pending.close(ec)) {
         }
+        return acceptor_.async_wait(tcp::acceptor::wait_read, [this](error_code wait_ec) {
+          if (!wait_ec) do_accept();
+        });
       }
       return do_accept();
     }

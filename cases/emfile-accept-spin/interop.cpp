@@ -3,6 +3,7 @@
 // up to 30 s for the server's side). Reserve: socat is closed at once with no
 // answer. Broken and back-off: it waits, and is answered once descriptors free up.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "closecheck/gtest.hpp"
 #include "scenario.hpp"
@@ -12,7 +13,7 @@ using namespace emfile_accept_spin;
 TEST(EmfileAcceptSpinInterop, SocatConnectsWhileFull) {
   FullServer server;
   fixtures::Process socat({"socat", "-t", "30", "-", "TCP:127.0.0.1:" + std::to_string(server.port())});
-  fixtures::send_all(socat.stdin_fd(), "hello\n");
+  ASSERT_EQ(::write(socat.stdin_fd(), "hello\n", 6), 6);
   socat.close_stdin();
   ASSERT_TRUE(server.failed_at_least(1));
   if (reserve) {
