@@ -164,7 +164,7 @@ inline std::string unexpected(const Observed& seen) {
 
 inline std::string describe(const Observed& seen) {
   std::ostringstream s;
-  s << seen.failed_in_window << " failed accepts (EMFILE) in " << window.count() << " ms, "
+  s << "accept failed " << seen.failed_in_window << " times (EMFILE) in " << window.count() << " ms, "
     << seen.cpu_in_window.count() / 1000 << " ms CPU; the waiting client "
     << (!seen.reply ? "got no answer" : seen.reply->empty() ? "was closed" : "was answered");
   return s.str();
