@@ -8,9 +8,9 @@ void Server::do_accept() {
     if (ec == asio::error::operation_aborted) return;
     if (ec) {
       ++failed_accepts_;
-      // FLAW: re-armed at once. On EMFILE the connection that made the listening
-      // socket readable is still queued, so the next accept fails the same way:
-      // the loop burns a core until a descriptor frees up, and the client waits.
+      // FLAW: re-armed at once. Asio tries the new accept straight away, and
+      // accept(2) needs a free descriptor before it looks at the queue: EMFILE
+      // again, and again; a core burns until a descriptor frees up.
       return do_accept();
     }
     start_session(std::move(socket));
