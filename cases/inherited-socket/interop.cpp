@@ -2,6 +2,7 @@
 // half-closes when its stdin ends, and exits when the server's FIN arrives
 // (-t 30: or after 30 s without one).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "closecheck/gtest.hpp"
 #include "scenario.hpp"
@@ -13,7 +14,7 @@ TEST(InheritedSocketInterop, SocatWaitsForTheFinWhileTheHelperLives) {
   Helpers helpers;
   Server server(helpers);
   fixtures::Process socat({"socat", "-t", "30", "-", "TCP:127.0.0.1:" + std::to_string(server.endpoint().port())});
-  fixtures::send_all(socat.stdin_fd(), "spawn\n");
+  ASSERT_EQ(write(socat.stdin_fd(), "spawn\n", 6), 6);  // 6 bytes into an empty pipe: never short
   socat.close_stdin();
   ASSERT_TRUE(closecheck::eventually([&] { return helpers.pids().size() == 1; },
                                      {.settle = std::chrono::seconds(10)}));
