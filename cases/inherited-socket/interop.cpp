@@ -20,6 +20,9 @@ TEST(InheritedSocketInterop, SocatWaitsForTheFinWhileTheHelperLives) {
                                      {.settle = std::chrono::seconds(10)}));
   auto helper = helpers.pids()[0];
   if (broken) {
+    // socat's half-close (FIN) reached a socket that only the helper holds.
+    auto verdict = expect_held_by(helper, {{TcpState::close_wait, server.address(), "127.0.0.1:*"}});
+    EXPECT_TRUE(verdict.ok) << verdict.message;
     EXPECT_EQ(socat.wait(1s), std::nullopt) << "socat saw a FIN although the helper holds the socket";
     EXPECT_TRUE(helpers.release());
   }
