@@ -125,23 +125,4 @@ std::size_t Server::sessions() const {
   return std::count_if(sessions_.begin(), sessions_.end(), [](const auto& weak) { return !weak.expired(); });
 }
 
-Stats Server::stats() const {
-  std::lock_guard lock(mutex_);
-  return stats_;
-}
-
-bool Server::wait_for(const std::function<bool(const Stats&)>& condition,
-                      std::chrono::milliseconds deadline) const {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, deadline, [&] { return condition(stats_); });
-}
-
-void Server::record(const std::function<void(Stats&)>& change) {
-  {
-    std::lock_guard lock(mutex_);
-    change(stats_);
-  }
-  changed_.notify_all();
-}
-
 }  // namespace asio_ssl_shutdown_hang

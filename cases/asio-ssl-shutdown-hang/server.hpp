@@ -12,7 +12,6 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +19,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "fixtures/watched.hpp"
 
 namespace asio_ssl_shutdown_hang {
 
@@ -80,11 +81,13 @@ class Server {
   // Sessions still alive (their socket may already be closed).
   std::size_t sessions() const;
 
-  Stats stats() const;
+  Stats stats() const { return stats_.get(); }
   // Waits until condition(stats) holds; false at the deadline.
   bool wait_for(const std::function<bool(const Stats&)>& condition,
-                std::chrono::milliseconds deadline = std::chrono::seconds(10)) const;
-  void record(const std::function<void(Stats&)>& change);
+                std::chrono::milliseconds deadline = std::chrono::seconds(10)) const {
+    return stats_.wait_for(condition, deadline);
+  }
+  void record(const std::function<void(Stats&)>& change) { stats_.change(change); }
 
  private:
   void do_accept();
@@ -95,9 +98,8 @@ class Server {
   asio::io_context io_;
   tcp::acceptor acceptor_;
   tcp::endpoint endpoint_;
-  mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;
-  Stats stats_;
+  fixtures::Watched<Stats> stats_;
+  mutable std::mutex mutex_;  // sessions_
   std::vector<std::weak_ptr<session>> sessions_;
   std::thread thread_;
 };
