@@ -1,0 +1,79 @@
+// asio-ssl-shutdown-hang with a peer not written here: Debian's
+// `openssl s_client`, verifying the server against the test CA.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/process.hpp"
+#include "scenario.hpp"
+
+using namespace asio_ssl_shutdown_hang;
+
+namespace {
+// s_client waits for a line on stdin before it starts, so that its
+// connection, and the server's side of it, are opened inside the checked block.
+fixtures::Process s_client(const Server& server) {
+  return fixtures::Process({"sh", "-c", "read go && exec \"$@\"", "sh", "openssl", "s_client", "-connect",
+                            server.address(), "-CAfile", CLOSECHECK_TEST_CA, "-verify_return_error",
+                            "-quiet"});  // -quiet: also -ign_eof, stdin's end is not the end
+}
+
+void start_and_exchange(fixtures::Process& client) {
+  ASSERT_EQ(write(client.stdin_fd(), "go\nhello\n", 9), 9);
+  EXPECT_EQ(fixtures::read_until(client.stdout_fd(), '\n', std::chrono::seconds(20)), "ok: hello\n");
+}
+
+char process_state(pid_t pid) {  // 'S', 'R', 'T' (stopped), ... from /proc/PID/stat
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+}  // namespace
+
+// s_client is frozen (SIGSTOP, as a hung peer would be) when the server ends
+// the session; then it is killed, with the close_notify unread. Broken: the
+// server's socket is ESTABLISHED while s_client is frozen, then CLOSE (RST)
+// once it is killed, and still open. Fixed: closed at the deadline.
+TEST(AsioSslShutdownHangInterop, FrozenSClientThenKilled) {
+  Server server;
+  auto client = s_client(server);
+  closecheck::Verdict frozen;
+  auto killed = closecheck::expect_leaks(stuck(server, TcpState::close), [&] {
+    frozen = closecheck::expect_leaks(stuck(server, TcpState::established), [&] {
+      start_and_exchange(client);
+      client.signal(SIGSTOP);
+      ASSERT_TRUE(closecheck::eventually([&] { return process_state(client.pid()) == 'T'; }));
+      server.disconnect_all();
+      ASSERT_TRUE(server.wait_for([](const Stats& s) { return s.shutdowns_started == 1; }));
+      if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, std::chrono::seconds(10)));
+    }, closecheck::Reclaim::keep);
+    client.signal(SIGKILL);
+    ASSERT_TRUE(client.wait(std::chrono::seconds(10)));
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(frozen.ok) << frozen.message;
+  EXPECT_TRUE(killed.ok) << killed.message;
+  EXPECT_EQ(shutdowns_end(server, 1, std::chrono::milliseconds(750)), !broken);
+}
+
+// s_client running: it answers the close_notify with its own and exits.
+// Both variants close.
+TEST(AsioSslShutdownHangInterop, SClientAnswersCloseNotify) {
+  Server server({.shutdown_timeout = std::chrono::seconds(30)});  // the peer, not the deadline, ends it
+  auto client = s_client(server);
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    start_and_exchange(client);
+    server.disconnect_all();
+    ASSERT_TRUE(shutdowns_end(server, 1, std::chrono::seconds(10)));
+  }));
+  auto done = client.wait(std::chrono::seconds(10));
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->exit_code, 0) << done->err;
+  auto stats = server.stats();
+  ASSERT_EQ(stats.shutdowns_done.size(), 1u);
+  EXPECT_EQ(stats.shutdowns_done[0], boost::asio::error::operation_aborted);  // see test.cpp's PeerAnswersCloseNotify
+}

@@ -1,0 +1,108 @@
+// What the tests and ci/corpus share: a TLS peer that misbehaves in the
+// ways that matter, and what each variant leaves open.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "client.hpp"  // fixtures/ftp-tls: ftp_tls::Channel, a blocking, bounded TLS client socket
+#include "closecheck/closecheck.hpp"
+#include "fixtures/net.hpp"
+#include "server.hpp"
+
+namespace asio_ssl_shutdown_hang {
+
+inline constexpr bool broken = CLOSECHECK_BROKEN;
+using closecheck::TcpState;
+
+// A TLS client that verifies the server against the test CA and exchanges
+// one line, so that the server's session is established and has its read
+// pending. What it does when the server's close_notify comes is up to the test.
+class Peer {
+ public:
+  explicit Peer(const Server& server)
+      : ctx_((ftp_tls::ignore_sigpipe(), ftp_tls::client_context(CLOSECHECK_TEST_CA))),
+        channel_(fixtures::connect_tcp("127.0.0.1", server.port()), std::chrono::seconds(10)),
+        address_(channel_.local_address()) {
+    channel_.start_tls(ctx_.get());
+    channel_.write_all("hello\n");
+    std::string answer;
+    while (answer.find('\n') == std::string::npos) {
+      auto more = channel_.read_some();
+      if (more.empty()) throw std::runtime_error("the server closed before answering");
+      answer += more;
+    }
+    if (answer != "ok: hello\n") throw std::runtime_error("unexpected answer: " + answer);
+  }
+
+  const std::string& address() const { return address_; }  // "127.0.0.1:40000"
+  int fd() const { return channel_.fd(); }
+
+  // The server's close_notify has reached this socket (it is readable); false after 10 s.
+  bool close_notify_arrived() { return fixtures::wait_readable(fd(), std::chrono::seconds(10)); }
+  // Bytes in this socket's receive queue: the unread close_notify record.
+  int unread() const {
+    int n = -1;
+    ioctl(channel_.fd(), FIONREAD, &n);
+    return n;
+  }
+  // Reads the server's close_notify (true if that is what came).
+  bool read_close_notify() { return channel_.read_some().empty(); }
+  // Sends close_notify back (after reading the server's): the polite peer.
+  bool answer_close_notify() { return channel_.unwrap(); }
+  // Closes TCP without close_notify; with the close_notify still unread,
+  // the kernel sends RST instead of FIN.
+  void close_tcp() { channel_.close(); }
+
+ private:
+  ftp_tls::SslCtx ctx_;
+  ftp_tls::Channel channel_;
+  std::string address_;
+};
+
+// Checks that ignore the test's own peer sockets (their addresses are filled
+// in as the peers connect, inside the checked block).
+inline closecheck::Options ignoring(const std::vector<std::string>& own) {
+  return {.ignore = {[&own](const closecheck::Fd& fd) {
+    return fd.socket && std::find(own.begin(), own.end(), fd.socket->local) != own.end();
+  }}};
+}
+
+// What the server holds once the shutdown of `n` sessions is stuck. Broken:
+// their TCP sockets, in `state`, local = the server, peer = the client
+// (`peer` for one client; after an RST the kernel forgets the peer: "").
+// Fixed: nothing.
+inline std::vector<closecheck::Expected> stuck(const Server& server, TcpState state, std::size_t n = 1,
+                                               const std::string& peer = "127.0.0.1:*") {
+  if (!broken) return {};
+  return {{n, closecheck::tcp(state).local(server.address()).peer(state == TcpState::close ? "" : peer)}};
+}
+
+// How long a test waits for a shutdown that the fixed variant ends at its
+// deadline and the broken one never ends.
+inline bool shutdowns_end(const Server& server, std::size_t n, std::chrono::milliseconds within) {
+  return server.wait_for([n](const Stats& s) { return s.shutdowns_done.size() >= n; }, within);
+}
+
+// The canonical scenario (Icinga 2's pile-up): the server ends the session;
+// the peer reads the close_notify and closes its TCP without sending one
+// back. Returns the peer's address.
+inline std::string peer_closes_without_close_notify(Server& server) {
+  Peer peer(server);
+  server.disconnect_all();
+  if (!peer.close_notify_arrived() || !peer.read_close_notify())
+    throw std::runtime_error("no close_notify from the server");
+  auto address = peer.address();
+  peer.close_tcp();  // FIN: the server's socket is in CLOSE_WAIT
+  if (!broken && !shutdowns_end(server, 1, std::chrono::seconds(10)))
+    throw std::runtime_error("the fixed server's shutdown did not end");
+  return address;
+}
+
+}  // namespace asio_ssl_shutdown_hang
