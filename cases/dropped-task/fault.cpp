@@ -28,6 +28,19 @@ std::vector<closecheck::Expected> connection_left(const Server& server) {
   return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")}};
 }
 
+// After one task's fault: broken, no reply at all and the task destroyed
+// pending; fixed, the client saw `fixed_saw`.
+void expect_one_task(Server& server, const std::optional<std::string>& saw, const std::string& fixed_saw) {
+  auto stats = settled(server, 1, broken ? 1 : 0);
+  if (broken) {
+    EXPECT_EQ(saw, std::nullopt);
+    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
+  } else {
+    EXPECT_EQ(saw, fixed_saw);
+    EXPECT_EQ(stats.loop.finished, 1u);
+  }
+}
+
 }  // namespace
 
 // The request arrives a byte at a time, the reply 50 ms late.
@@ -43,13 +56,7 @@ TEST(DroppedTaskFault, KeepaliveThroughLatencyAndSlicer) {
     saw = transcript(client.get(), wait_for_answer());
   }, closecheck::Reclaim::keep);
   EXPECT_TRUE(verdict.ok) << verdict.message;
-  auto stats = settled(server, 1, broken ? 1 : 0);
-  if (broken) {
-    EXPECT_EQ(saw, std::nullopt);
-    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
-  } else {
-    EXPECT_EQ(saw, "PONG 42\n");
-  }
+  expect_one_task(server, saw, "PONG 42\n");
 }
 
 // The target's line is cut in the middle (limit_data, then a FIN): the
@@ -113,13 +120,7 @@ TEST(DroppedTaskFault, ForwardTargetResets) {
       },
       closecheck::Reclaim::keep);
   EXPECT_TRUE(verdict.ok) << verdict.message;
-  auto stats = settled(server, 1, broken ? 1 : 0);
-  if (broken) {
-    EXPECT_EQ(saw, std::nullopt);
-    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
-  } else {
-    EXPECT_EQ(saw, "FORWARD 1 open\nFORWARD 1 failed: Connection reset by peer\n");
-  }
+  expect_one_task(server, saw, "FORWARD 1 open\nFORWARD 1 failed: Connection reset by peer\n");
 }
 
 // A request cut in the middle, then a FIN: dropped at EOF, no task; the
