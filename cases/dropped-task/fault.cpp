@@ -269,13 +269,13 @@ TEST(DroppedTaskFault, RecoversFromEmfileWithoutSpinning) {
   EXPECT_NEAR(static_cast<int>(served), headroom, 2);
   for (std::size_t i = 0; i < served; ++i) {
     auto reply = fixtures::read_until(clients[i].get(), '\n', broken ? missing_wait : answer_wait);
-    EXPECT_EQ(reply, broken ? std::nullopt : std::optional<std::string>("PONG " + std::to_string(i) + "\n"));
+    ASSERT_EQ(reply, broken ? std::nullopt : std::optional<std::string>("PONG " + std::to_string(i) + "\n"));
     clients[i].reset();  // FIN
   }
   for (std::size_t i = served; i < clients.size(); ++i) {
     auto reply = fixtures::read_until(clients[i].get(), '\n', broken ? missing_wait : answer_wait);
     if (broken) EXPECT_EQ(reply, std::nullopt) << "never accepted: the first clients' fds stay in CLOSE_WAIT";
-    else EXPECT_EQ(reply, "PONG " + std::to_string(i) + "\n") << "served once fds were free";
+    else ASSERT_EQ(reply, "PONG " + std::to_string(i) + "\n") << "served once fds were free";
   }
   EXPECT_EQ(child.counts().accepted, broken ? served : clients.size());
   clients.clear();
