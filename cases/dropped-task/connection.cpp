@@ -192,8 +192,10 @@ void Connection::fail_queued() {
   queued_bytes_ = 0;
 }
 
-Server::Server()
-    : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+Server::Server(Options options)
+    : options_(std::move(options)),
+      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       endpoint_(acceptor_.local_endpoint()) {
   do_accept();
   thread_ = std::thread([this] { io_.run(); });
@@ -202,6 +204,7 @@ Server::Server()
 Server::~Server() {
   asio::post(io_, [this] {
     acceptor_.close();
+    retry_.cancel();
     for (auto& c : Registry(connections_)) c->close();
   });
   thread_.join();
@@ -215,6 +218,7 @@ Server::Stats Server::stats() {
   asio::post(io_, [this, result] {
     Stats s;
     s.accepted = accepted_;
+    s.accept_errors = accept_errors_;
     s.connections = connections_.size();
     for (auto& c : connections_) s.tasks_held += c->tasks_held();
     s.loop = loop_.stats();
@@ -227,13 +231,20 @@ Server::Stats Server::stats() {
 
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (!acceptor_.is_open()) return;
-    if (!ec) {
-      ++accepted_;
-      auto c = std::make_shared<Connection>(std::move(socket), loop_, connections_);
-      connections_.insert(c);
-      c->start();
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {  // EMFILE, ENFILE, ENOBUFS...: back off instead of spinning on accept
+      ++accept_errors_;
+      if (options_.on_accept_error) options_.on_accept_error(ec);
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
     }
+    ++accepted_;
+    auto c = std::make_shared<Connection>(std::move(socket), loop_, connections_);
+    connections_.insert(c);
+    c->start();
     do_accept();
   });
 }

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -97,14 +98,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 // Listens on 127.0.0.1 (port 0) and runs its io_context on its own thread.
 class Server {
  public:
+  struct Options {
+    // Called on the server's thread when accept fails (e.g. EMFILE); the
+    // server tries again 50 ms later instead of spinning.
+    std::function<void(const error_code&)> on_accept_error;
+  };
   struct Stats {
     std::size_t accepted = 0;
+    std::size_t accept_errors = 0;
     std::size_t connections = 0;  // open connections
     std::size_t tasks_held = 0;   // tasks held by their connections' strong sets
     Loop::Stats loop;
   };
 
-  Server();
+  Server() : Server(Options{}) {}
+  explicit Server(Options options);
   ~Server();  // closes every connection, then waits for the tasks in flight to finish
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -117,10 +125,12 @@ class Server {
   void do_accept();
 
   Loop loop_{io_};  // declared first, destroyed last: tasks destroyed with io_ still report to it
+  Options options_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
   Registry connections_;
-  std::size_t accepted_ = 0;
+  std::size_t accepted_ = 0, accept_errors_ = 0;
   tcp::endpoint endpoint_;
   std::thread thread_;
 };

@@ -1,0 +1,259 @@
+// close-wait-server under injected faults (label fault): the client talks to
+// the server through fixtures::fault::Proxy. Fixed: every fault ends with
+// nothing left open, in bounded time. Broken: its failure is contained and
+// asserted: the CLOSE_WAIT it leaks, and the close it never sends, cut by a
+// deadline. A reset never triggers the bug (the broken session ignores only EOF).
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <thread>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/fault/fd_limit.hpp"
+#include "fixtures/fault/proxy.hpp"
+#include "scenario.hpp"
+
+using namespace close_wait_server;
+using namespace fixtures::fault;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto hang = 300ms;  // how long a broken server's missing close is waited for
+
+fixtures::UniqueFd client_of(const Proxy& proxy) { return fixtures::connect_tcp("127.0.0.1", proxy.port()); }
+
+// What the server's close looks like from the client: fixed, "eof"; broken,
+// none (the hang, cut by the deadline).
+std::string expected_close() { return broken ? "open" : "eof"; }
+
+std::size_t answers_size(int requests) {
+  std::size_t n = 0;
+  for (int i = 0; i < requests; ++i) n += ("ok: request " + std::to_string(i) + "\n").size();
+  return n;
+}
+
+// Reads into got until it holds at least n bytes (true), or EOF or 30 s (false).
+bool read_at_least(int fd, std::string& got, std::size_t n) {
+  auto end = std::chrono::steady_clock::now() + 30s;
+  char buf[16 * 1024];
+  while (got.size() < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !fixtures::wait_readable(fd, left)) return false;
+    auto r = ::recv(fd, buf, std::min(sizeof buf, n - got.size()), 0);
+    if (r <= 0) return false;
+    got.append(buf, static_cast<std::size_t>(r));
+  }
+  return true;
+}
+
+}  // namespace
+
+// The client half-closes after its request: the FIN passes through, the
+// answer still comes back; the fixed server closes, the broken one never does.
+TEST(CloseWaitServerFault, ClientHalfCloses) {
+  Server server;
+  std::string got, end;
+  auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+    Proxy proxy(server.endpoint().port());
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "hello\n");
+    ::shutdown(client.get(), SHUT_WR);
+    end = ending(client.get(), &got, broken ? hang : 10s);
+    EXPECT_EQ(proxy.stats().fired(What::eof), broken ? 1u : 2u);
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(got, "ok: hello\n");
+  EXPECT_EQ(end, expected_close());
+  EXPECT_EQ(server.sessions(), broken ? 1u : 0u);
+}
+
+// The request is cut in the middle (limit_data, then a FIN): no answer; the
+// fixed server closes at the EOF, the broken one keeps the half request and the socket.
+TEST(CloseWaitServerFault, ClientCutMidRequest) {
+  Server server;
+  std::string got, end;
+  auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.limit_data = 3, .limit_cut = Cut::half_close}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "hello\n");
+    end = ending(client.get(), &got, broken ? hang : 10s);
+    EXPECT_EQ(proxy.stats().bytes_upstream, 3u);
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(got, "");
+  EXPECT_EQ(end, expected_close());
+}
+
+// A client that connects and says nothing, cut by a deadline (toxiproxy's
+// timeout closes it after 200 ms).
+TEST(CloseWaitServerFault, SilentClientWithADeadline) {
+  Server server;
+  std::string end;
+  auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.timeout = 200ms}});
+    auto client = client_of(proxy);
+    end = ending(client.get());
+    ASSERT_TRUE(proxy.wait_fired(What::timeout));
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(end, "eof") << "the proxy's timeout closed the client's side";
+}
+
+// A slow client: the request arrives one byte a millisecond, the answer 50 ms late.
+TEST(CloseWaitServerFault, LatencyAndSlicer) {
+  Server server;
+  std::string answer;
+  auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.slice_bytes = 1, .slice_delay = 1ms},
+                                           .downstream = {.latency = 50ms}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "one request\n");
+    answer = fixtures::read_until(client.get(), '\n', 10s).value_or("");
+    ::shutdown(client.get(), SHUT_WR);
+    EXPECT_EQ(ending(client.get(), nullptr, broken ? hang : 10s), expected_close());
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(answer, "ok: one request\n");
+}
+
+// A zero-window client: it stops reading while it writes 20,000 requests,
+// then reads again. Every answer arrives, in order.
+TEST(CloseWaitServerFault, ZeroWindowClient) {
+  constexpr int requests = 20'000;
+  Server server;
+  std::string got, end;
+  auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+    Proxy proxy(server.endpoint().port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
+    auto client = client_of(proxy);
+    std::string all;
+    for (int i = 0; i < requests; ++i) all += "request " + std::to_string(i) + "\n";
+    std::thread writer([&] {
+      fixtures::send_all(client.get(), all);
+      ::shutdown(client.get(), SHUT_WR);
+    });
+    EXPECT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_upstream > 0; }));
+    EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
+    proxy.set({});  // the client reads again
+    EXPECT_TRUE(read_at_least(client.get(), got, answers_size(requests)));
+    writer.join();
+    end = ending(client.get(), &got, broken ? hang : 10s);
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  std::string expected;
+  for (int i = 0; i < requests; ++i) expected += "ok: request " + std::to_string(i) + "\n";
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected) << "every answer, in order";
+  EXPECT_EQ(end, expected_close());
+}
+
+// The client resets after its answer (limit_data on the answer, then RST):
+// both variants close the session, the bug needs a FIN.
+TEST(CloseWaitServerFault, ClientResetsAfterTheAnswer) {
+  Server server;
+  std::string got;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    Proxy proxy(server.endpoint().port(), {.downstream = {.limit_data = 10, .limit_cut = Cut::reset}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "hello\n");
+    EXPECT_EQ(ending(client.get(), &got), "reset");
+    ASSERT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
+  }));
+  EXPECT_EQ(got, "ok: hello\n");
+}
+
+// The client closes without reading its answer: its close is an RST (unread
+// data), passed on to the server. Clean in both variants.
+TEST(CloseWaitServerFault, ClientClosesWithTheAnswerUnread) {
+  Server server;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    Proxy proxy(server.endpoint().port());
+    {
+      auto client = client_of(proxy);
+      fixtures::send_all(client.get(), "hello\n");
+      ASSERT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_downstream == 10; }));
+    }  // close(2) with 10 bytes unread: RST
+    ASSERT_TRUE(proxy.wait_fired(What::reset));
+    ASSERT_TRUE(proxy.wait_idle());
+    ASSERT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
+  }));
+}
+
+// --- EMFILE ---------------------------------------------------------------
+
+namespace {
+
+class Probe : public LimitedServer {
+ public:
+  Probe() : server_({.on_accept_error = [this](const error_code&) { ++errors_; }}) {}
+  std::uint16_t port() override { return server_.endpoint().port(); }
+  // Every client here stays connected; the broken server also keeps the warm-up's.
+  std::size_t accepted() override { return server_.sessions() - warm_; }
+  std::size_t accept_errors() override { return errors_; }
+  void warm_up() override {
+    one_client(server_);
+    warm_ = broken ? 1 : 0;
+    closecheck::eventually([&] { return server_.sessions() == warm_; });
+  }
+
+ private:
+  std::atomic<std::size_t> errors_{0};
+  std::size_t warm_ = 0;
+  Server server_;
+};
+
+}  // namespace
+
+// Clients that stay connected exhaust RLIMIT_NOFILE (in a forked child). The
+// server backs off (a bounded count of failed accepts per second, not a busy
+// loop); when the first clients close, the fixed server frees their fds and
+// answers the clients waiting in the backlog. The broken one keeps the
+// closed clients' sockets in CLOSE_WAIT and never answers them.
+TEST(CloseWaitServerFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
+  std::vector<fixtures::UniqueFd> served, queued;
+  for (int i = 0; i < 3 * headroom && queued.empty(); ++i) {
+    auto client = fixtures::connect_tcp("127.0.0.1", child.port());
+    fixtures::send_all(client.get(), "hello\n");
+    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == served.size() + 1 || c.accept_errors > 0; }));
+    if (child.counts().accept_errors > 0) queued.push_back(std::move(client));
+    else served.push_back(std::move(client));
+  }
+  ASSERT_FALSE(queued.empty()) << "the limit was never reached";
+  for (int i = 1; i < waiting; ++i) {
+    queued.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
+    fixtures::send_all(queued.back().get(), "hello\n");
+  }
+
+  auto rate = child.failed_accepts(500ms);
+  EXPECT_GE(rate.failed, 1u) << "accept kept failing during the window";
+  EXPECT_LE(rate.per_second(), 60.0) << rate.failed << " failed accepts in " << rate.window.count() << " ms";
+
+  // A descriptor that was open only for a moment when the limit was set (or
+  // when accept failed) can let one more client in: count it as served.
+  std::erase_if(queued, [&](fixtures::UniqueFd& c) {
+    if (!fixtures::wait_readable(c.get(), 0ms)) return false;
+    served.push_back(std::move(c));
+    return true;
+  });
+  ASSERT_FALSE(queued.empty()) << "every client was served: no fd exhaustion";
+  EXPECT_NEAR(static_cast<int>(served.size()), headroom, 2);
+  for (auto& c : served) EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "ok: hello\n");
+
+  auto first = served.size();
+  served.clear();  // the first clients close: FIN
+  for (auto& c : queued) {
+    if (broken) {
+      std::string got;
+      EXPECT_EQ(ending(c.get(), &got, hang), "open") << "never accepted: the closed clients' fds stay in CLOSE_WAIT";
+      EXPECT_EQ(got, "");
+    } else {
+      EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "ok: hello\n") << "answered once fds were free";
+    }
+  }
+  EXPECT_EQ(child.counts().accepted, broken ? first : queued.size()) << "the sessions open now";
+  queued.clear();
+  EXPECT_EQ(child.stop(), 0);
+}
