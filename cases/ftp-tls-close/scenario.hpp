@@ -111,7 +111,8 @@ inline std::vector<closecheck::Expected> left_open(const ftp_tls::Server& server
 inline bool server_side_reaches(TcpState state, const std::string& client) {
   return closecheck::eventually(
       [&] {
-        for (const auto& fd : closecheck::Snapshot::take().fds()) {
+        const auto now = closecheck::Snapshot::take();  // outlives the loop over its fds
+        for (const auto& fd : now.fds()) {
           auto info = closecheck::inspect(fd.number);
           if (info && info->socket && info->socket->is_tcp() && info->socket->peer == client &&
               info->socket->state == state)

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ const sigset_t& handled_signals();
 // A signal sent to closecheck with kill(1) is forwarded to the program; one
 // from the terminal (Ctrl-C) already reached the program's process group.
 bool should_forward(const siginfo_t&);
+
+// The kernel's flags (field 9) from the text of /proc/PID/stat; nullopt if
+// the text is not that (the process is gone, or the file was cut short).
+std::optional<unsigned long> stat_flags(const std::string& stat);
 
 // The exit status closecheck passes through: the code, or 128 + signal.
 int exit_status(int wait_status);

@@ -67,6 +67,21 @@ int exit_status(int status) {
   return 2;
 }
 
+namespace {
+
+// Waits for a child that is going away. A traced task may be stopped at its
+// exit event, which SIGKILL does not end, and so may any thread it started:
+// continue every stopped task until the child itself is reaped.
+void reap(pid_t pid) {
+  int status;
+  for (pid_t task; (task = waitpid(-1, &status, __WALL)) > 0;) {
+    if (WIFSTOPPED(status)) ptrace(PTRACE_CONT, task, 0, 0);
+    else if (task == pid) return;
+  }
+}
+
+}  // namespace
+
 pid_t spawn(const std::vector<std::string>& argv, const std::function<int()>& in_child,
             const std::function<void(pid_t)>& before_release) {
   const std::string path = resolve(argv.at(0));
@@ -101,8 +116,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::function<int()>& in
   } catch (...) {
     close(go[1]);  // the child exits without running anything
     close(report[0]);
-    int status;
-    while (waitpid(pid, &status, __WALL) == pid && WIFSTOPPED(status)) ptrace(PTRACE_CONT, pid, 0, 0);
+    reap(pid);
     throw;
   }
   (void)!write(go[1], "g", 1);
@@ -115,9 +129,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::function<int()>& in
   close(report[0]);
   if (n == 0) return pid;
   kill(pid, SIGKILL);
-  // A traced child may be stopped at its exit event, which SIGKILL does not end.
-  int status;
-  while (waitpid(pid, &status, __WALL) == pid && WIFSTOPPED(status)) ptrace(PTRACE_CONT, pid, 0, 0);
+  reap(pid);
   if (n != sizeof failure) throw Error(argv[0] + ": did not start within 30 s");
   throw Error(argv[0] + (failure[0] ? ": cannot be traced: " : ": ") + std::strerror(failure[1]));
 }

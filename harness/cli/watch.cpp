@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -75,16 +76,7 @@ std::string proc_file(pid_t pid, const char* name) {
 
 // The kernel's flags for pid (field 9 of /proc/PID/stat); nullopt if it is gone.
 constexpr unsigned long pf_exiting = 0x4, pf_kthread = 0x00200000;
-std::optional<unsigned long> task_flags(pid_t pid) {
-  auto text = proc_file(pid, "stat");
-  auto paren = text.rfind(')');  // the command, field 2, may hold spaces and parentheses
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream rest(text.substr(paren + 1));
-  std::string field;
-  for (int i = 3; i <= 9 && rest >> field; ++i)
-    if (i == 9) return std::stoul(field);
-  return std::nullopt;
-}
+std::optional<unsigned long> task_flags(pid_t pid) { return stat_flags(proc_file(pid, "stat")); }
 
 // pid and its descendants, from /proc/PID/task/TID/children.
 std::vector<pid_t> tree(pid_t root) {
@@ -210,6 +202,21 @@ Process open_target(pid_t pid) {
 }
 
 }  // namespace
+
+std::optional<unsigned long> stat_flags(const std::string& stat) {
+  auto paren = stat.rfind(')');  // the command, field 2, may hold spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(stat.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 9 && rest >> field; ++i) {
+    if (i < 9) continue;
+    unsigned long flags = 0;
+    auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), flags);
+    if (ec != std::errc() || end != field.data() + field.size()) return std::nullopt;
+    return flags;
+  }
+  return std::nullopt;
+}
 
 int watch(const WatchOptions& options) {
   std::optional<Process> target;

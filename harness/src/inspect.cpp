@@ -8,7 +8,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -103,7 +105,9 @@ std::string format_sockaddr(const sockaddr_storage& ss, socklen_t len) {
     }
     case AF_UNIX: {
       const auto& a = reinterpret_cast<const sockaddr_un&>(ss);
+      // A length past sun_path (a caller's buffer larger than sockaddr_un) reads no further.
       auto path_len = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+      path_len = std::min(path_len, sizeof a.sun_path);
       if (path_len == 0) return "*";
       if (a.sun_path[0] == '\0') return "@" + std::string(a.sun_path + 1, path_len - 1);
       return std::string(a.sun_path, strnlen(a.sun_path, path_len));
@@ -165,6 +169,31 @@ Kind anon_kind(std::string_view target) {
 
 }  // namespace
 
+namespace detail {
+
+Kind classify(std::string_view target, mode_t mode) {
+  if (target.starts_with("anon_inode:")) return anon_kind(target);
+  if (S_ISSOCK(mode)) return Kind::socket;
+  if (S_ISFIFO(mode)) return target.starts_with("pipe:") ? Kind::pipe : Kind::fifo;
+  if (S_ISDIR(mode)) return Kind::directory;
+  if (S_ISREG(mode)) return Kind::file;
+  if (S_ISCHR(mode)) return Kind::char_device;
+  if (S_ISBLK(mode)) return Kind::block_device;
+  return Kind::other;
+}
+
+std::optional<ino_t> socket_inode(std::string_view target) {
+  constexpr std::string_view prefix = "socket:[";
+  if (!target.starts_with(prefix) || !target.ends_with(']')) return std::nullopt;
+  auto digits = target.substr(prefix.size(), target.size() - prefix.size() - 1);
+  ino_t inode = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return inode;
+}
+
+}  // namespace detail
+
 std::optional<Fd> inspect(int number) {
   struct stat st{};
   if (fstat(number, &st) != 0) return std::nullopt;
@@ -178,22 +207,8 @@ std::optional<Fd> inspect(int number) {
   auto n = readlink(link, target, sizeof target - 1);
   if (n >= 0) fd.target.assign(target, static_cast<std::size_t>(n));
 
-  if (fd.target.starts_with("anon_inode:")) {
-    fd.kind = anon_kind(fd.target);
-  } else if (S_ISSOCK(st.st_mode)) {
-    fd.kind = Kind::socket;
-    fd.socket = inspect_socket(number);
-  } else if (S_ISFIFO(st.st_mode)) {
-    fd.kind = fd.target.starts_with("pipe:") ? Kind::pipe : Kind::fifo;
-  } else if (S_ISDIR(st.st_mode)) {
-    fd.kind = Kind::directory;
-  } else if (S_ISREG(st.st_mode)) {
-    fd.kind = Kind::file;
-  } else if (S_ISCHR(st.st_mode)) {
-    fd.kind = Kind::char_device;
-  } else if (S_ISBLK(st.st_mode)) {
-    fd.kind = Kind::block_device;
-  }
+  fd.kind = detail::classify(fd.target, st.st_mode);
+  if (fd.kind == Kind::socket) fd.socket = inspect_socket(number);
   return fd;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -47,25 +49,7 @@ void dump_family(int nl, int family, std::uint32_t state_mask, std::vector<DiagS
       if (errno == EINTR) continue;
       throw std::runtime_error(std::string("sock_diag reply: ") + std::strerror(errno));
     }
-    if (n == 0) return;
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_type == NLMSG_DONE) return;
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
-        throw std::runtime_error(std::string("sock_diag: ") + std::strerror(-err->error));
-      }
-      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
-      auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
-      DiagSocket s;
-      s.family = m->idiag_family;
-      s.state = static_cast<TcpState>(m->idiag_state);
-      s.local = detail::format_inet(s.family, m->id.idiag_src, m->id.idiag_sport);
-      s.peer = detail::format_inet(s.family, m->id.idiag_dst, m->id.idiag_dport);
-      s.inode = m->idiag_inode;
-      s.uid = m->idiag_uid;
-      out.push_back(std::move(s));
-    }
+    if (n == 0 || detail::parse_diag(buf, static_cast<std::size_t>(n), out)) return;
   }
 }
 
@@ -77,6 +61,36 @@ std::string read_comm(const std::string& pid) {
 }
 
 }  // namespace
+
+namespace detail {
+
+bool parse_diag(const void* data, std::size_t size, std::vector<DiagSocket>& out) {
+  int len = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
+  for (auto* h = static_cast<const nlmsghdr*>(data); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    if (h->nlmsg_type == NLMSG_DONE) return true;
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr)))
+        throw std::runtime_error("sock_diag: truncated error reply");
+      int error = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+      // The kernel sends -errno; anything else is named by its number.
+      if (error < 0 && error > -4096) throw std::runtime_error(std::string("sock_diag: ") + std::strerror(-error));
+      throw std::runtime_error("sock_diag: error reply " + std::to_string(error));
+    }
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
+    auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+    DiagSocket s;
+    s.family = m->idiag_family;
+    s.state = static_cast<TcpState>(m->idiag_state);
+    s.local = format_inet(s.family, m->id.idiag_src, m->id.idiag_sport);
+    s.peer = format_inet(s.family, m->id.idiag_dst, m->id.idiag_dport);
+    s.inode = m->idiag_inode;
+    s.uid = m->idiag_uid;
+    out.push_back(std::move(s));
+  }
+  return false;
+}
+
+}  // namespace detail
 
 std::vector<DiagSocket> sweep(std::uint32_t state_mask) {
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -117,9 +131,9 @@ std::vector<HeldElsewhere> held_elsewhere(std::uint32_t state_mask) {
       char target[64];
       auto n = readlink((dir + "/" + f->d_name).c_str(), target, sizeof target - 1);
       if (n <= 8) continue;
-      target[n] = '\0';
-      if (std::strncmp(target, "socket:[", 8) != 0) continue;
-      auto it = wanted.find(static_cast<ino_t>(std::strtoull(target + 8, nullptr, 10)));
+      auto inode = detail::socket_inode({target, static_cast<std::size_t>(n)});
+      if (!inode) continue;
+      auto it = wanted.find(*inode);
       if (it == wanted.end()) continue;
       out.push_back({it->second, static_cast<pid_t>(std::stol(pid)), std::atoi(f->d_name),
                      read_comm(pid)});
