@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "closecheck/gtest.hpp"
+#include "fixtures/fault/fd_limit.hpp"
 #include "fixtures/fault/proxy.hpp"
 #include "fixtures/net.hpp"
 #include "scenario.hpp"
@@ -45,6 +46,18 @@ closecheck::Options server_side_only(const Server& server) {
     return fd.socket && fd.socket->local != address;
   }}};
 }
+
+// The FTP server in FdLimitedServer's child, answering its counters.
+class Probe : public LimitedServer {
+ public:
+  explicit Probe(const fs::path& root) : server_({.root = root}) {}
+  std::uint16_t port() override { return server_.port(); }
+  std::size_t accepted() override { return server_.stats().accepted; }
+  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+
+ private:
+  Server server_;
+};
 
 // Runs stop() on another thread with a deadline: a hang is reported, not waited for.
 void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
@@ -186,23 +199,22 @@ TEST(FtpTlsCloseFault, DataConnectionResetMidTransfer) {
 // A client that stops reading its control connection (the proxy stalls it,
 // small buffers: a zero window) while it pipelines 20000 NOOPs; then the
 // server stops. Fixed: closed. Broken: the TLS shutdown cannot even send its
-// close_notify (want-write) or waits for the client's: orphaned. The proxy
-// then goes with unread data: an RST, and the orphan is in CLOSE.
+// close_notify (want-write) or waits for the client's: orphaned, ESTABLISHED.
 TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
   Site site;
   Server server({.root = site.root()});
   constexpr int commands = 20000;
-  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::close), [&] {
-    Proxy proxy(server.port(), {}, {.rcvbuf = 4096, .sndbuf = 4096});
-    auto client = client_of(proxy.port());
-    client.auth_tls();
-    client.login();
+  Proxy proxy(server.port(), {}, {.rcvbuf = 4096, .sndbuf = 4096});
+  std::optional<Client> client;
+  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+    client.emplace(client_of(proxy.port()));
+    client->auth_tls();
+    client->login();
     proxy.set({.downstream = {.stall = true}});
     std::string noops;
     for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
-    client.send_raw(noops);
+    client->send_raw(noops);
     stop_within(server);
-    client.close();
   }, Reclaim::close, server_side_only(server));
   EXPECT_TRUE(verdict.ok) << verdict.message;
 }
@@ -214,13 +226,59 @@ TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
 TEST(FtpTlsCloseFault, IdleTlsClientBehindLatency) {
   Site site;
   Server server({.root = site.root()});
-  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::close), [&] {
-    Proxy proxy(server.port(), {.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}});
-    auto client = client_of(proxy.port());
-    client.auth_tls();
-    EXPECT_EQ(client.command("NOOP").code, 200);
+  Proxy proxy(server.port(), {.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}});
+  std::optional<Client> client;
+  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+    client.emplace(client_of(proxy.port()));
+    client->auth_tls();
+    EXPECT_EQ(client->command("NOOP").code, 200);
     stop_within(server);
-    client.close();
   }, Reclaim::close, server_side_only(server));
   EXPECT_TRUE(verdict.ok) << verdict.message;
+}
+
+// Clients that stay connected exhaust RLIMIT_NOFILE (in a forked child). The
+// server does not spin on accept() (a bounded count of failed accepts per
+// second: it waits for a descriptor to be released); once the first clients
+// quit, the clients waiting in the backlog get their 220 greeting. Both
+// variants: the reactor and its accept loop are shared, the bug is in the TLS close.
+TEST(FtpTlsCloseFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  Site site;
+  FdLimitedServer child([root = site.root()] { return std::make_unique<Probe>(root); }, headroom);
+  std::vector<fixtures::UniqueFd> served, queued;
+  for (int i = 0; i < 3 * headroom && queued.empty(); ++i) {
+    auto client = fixtures::connect_tcp("127.0.0.1", child.port());
+    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == served.size() + 1 || c.accept_errors > 0; }));
+    if (child.counts().accept_errors > 0) queued.push_back(std::move(client));
+    else served.push_back(std::move(client));
+  }
+  ASSERT_FALSE(queued.empty()) << "the limit was never reached";
+  for (int i = 1; i < waiting; ++i) queued.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
+
+  auto rate = child.failed_accepts(500ms);
+  EXPECT_LE(rate.per_second(), 20.0) << rate.failed << " failed accepts in " << rate.window.count() << " ms";
+  EXPECT_GE(child.counts().accept_errors, 1u);
+
+  // A descriptor that was open only for a moment when the limit was set can
+  // let one more client in: count it as served.
+  std::erase_if(queued, [&](fixtures::UniqueFd& c) {
+    if (!fixtures::wait_readable(c.get(), 0ms)) return false;
+    served.push_back(std::move(c));
+    return true;
+  });
+  ASSERT_FALSE(queued.empty()) << "every client was served: no fd exhaustion";
+  EXPECT_NEAR(static_cast<int>(served.size()), headroom, 2);
+  for (auto& c : served) EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), greeting);
+
+  for (auto& c : served) {  // QUIT: each releases its descriptor
+    fixtures::send_all(c.get(), "QUIT\r\n");
+    EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "221 Goodbye.\r\n");
+    EXPECT_EQ(ending(c.get()), "eof");
+  }
+  served.clear();
+  for (auto& c : queued)
+    EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), greeting) << "answered once descriptors were free";
+  queued.clear();
+  EXPECT_EQ(child.stop(), 0);
 }
