@@ -81,6 +81,15 @@ void expect_error(Proxied& s, ClientWebSocketResponse& ws, const std::string& er
   EXPECT_TRUE(s.client.log.lines().empty());
 }
 
+// The server stops reading (the proxy stalls, small buffers: a zero window)
+// and the client queues 1 MB for it.
+std::unique_ptr<ClientWebSocketResponse> open_then_stall(Proxied& s) {
+  auto ws = s.open();
+  s.proxy.set({.upstream = {.stall = true}});
+  for (int i = 0; i < 20; ++i) ws->send_str(std::string(50000, 'y'));
+  return ws;
+}
+
 }  // namespace
 
 // The server hears nothing more (toxiproxy's timeout, never closing); the
@@ -143,14 +152,12 @@ TEST(WebsocketEofCheckFault, ServerHalfClosesWithoutACloseFrame) {
   }, s.client_side()));
 }
 
-// A server that stops reading (zero window, small buffers) while the client
-// has 1 MB queued: close() cannot even send its close frame; bounded anyway.
+// A server that stops reading while the client has 1 MB queued: close()
+// cannot even send its close frame; bounded anyway.
 TEST(WebsocketEofCheckFault, CloseWhileTheServerStopsReading) {
   Proxied s({.rcvbuf = 4096, .sndbuf = 4096});
   EXPECT_TRUE(closecheck::NoLeaks([&] {
-    auto ws = s.open();
-    s.proxy.set({.upstream = {.stall = true}});
-    for (int i = 0; i < 20; ++i) ws->send_str(std::string(50000, 'y'));
+    auto ws = open_then_stall(s);
     close_within(*ws);
   }, s.client_side()));
   EXPECT_EQ(s.server.stats().close_frames, 0);
@@ -159,12 +166,7 @@ TEST(WebsocketEofCheckFault, CloseWhileTheServerStopsReading) {
 // The same stalled server, and the response dropped instead.
 TEST(WebsocketEofCheckFault, DroppedWhileTheServerStopsReading) {
   Proxied s({.rcvbuf = 4096, .sndbuf = 4096});
-  drop_and_check(s, [&] {
-    auto ws = s.open();
-    s.proxy.set({.upstream = {.stall = true}});
-    for (int i = 0; i < 20; ++i) ws->send_str(std::string(50000, 'y'));
-    return ws;
-  });
+  drop_and_check(s, [&] { return open_then_stall(s); });
 }
 
 // Frames trickled in 7-byte slices, 1 ms apart, 10 ms late: the message
