@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <future>
+#include <iterator>
 #include <optional>
 
 #include "closecheck/gtest.hpp"
@@ -58,6 +60,13 @@ class Probe : public LimitedServer {
  private:
   Server server_;
 };
+
+// Proxy::set() takes effect from the proxy's next round (the round it is in
+// already has the old toxics): wait for that round to end before going on.
+void set_now(Proxy& proxy, Faults faults) {
+  proxy.set(std::move(faults));
+  proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
+}
 
 // Runs stop() on another thread with a deadline: a hang is reported, not waited for.
 void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
@@ -137,7 +146,7 @@ TEST(FtpTlsCloseFault, ResetAfterLogin) {
   auto client = p.client();
   client.auth_tls();
   client.login();
-  p.proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
+  set_now(p.proxy, {.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
   EXPECT_TRUE(p.proxy.wait_fired(What::reset_peer));
   EXPECT_THROW(client.command("NOOP"), ftp_tls::FtpError);
   client.close();
@@ -166,7 +175,7 @@ TEST(FtpTlsCloseFault, OverlongCommandTrickledIn) {
   Proxied p;
   auto client = p.client();
   client.auth_tls();
-  p.proxy.set({.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
+  set_now(p.proxy, {.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
   EXPECT_EQ(client.command("USER " + std::string(64 * 1024, 'a')).text, "500 Line too long.\r\n");
   EXPECT_EQ(client.command("NOOP").code, 200);
   client.quit();
@@ -209,7 +218,7 @@ TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
     client.emplace(client_of(proxy.port()));
     client->auth_tls();
     client->login();
-    proxy.set({.downstream = {.stall = true}});
+    set_now(proxy, {.downstream = {.stall = true}});
     std::string noops;
     for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
     client->send_raw(noops);
@@ -259,9 +268,15 @@ TEST(FtpTlsCloseFault, RecoversFromEmfileWithoutSpinning) {
   EXPECT_LE(rate.per_second(), 20.0) << rate.failed << " failed accepts in " << rate.window.count() << " ms";
   EXPECT_GE(child.counts().accept_errors, 1u);
 
+  // A descriptor open only for a moment when the limit was set can have let
+  // one more client in: it has its greeting already.
+  auto got_in = std::partition(queued.begin(), queued.end(),
+                               [](const fixtures::UniqueFd& c) { return !fixtures::wait_readable(c.get(), 0ms); });
+  std::move(got_in, queued.end(), std::back_inserter(served));
+  queued.erase(got_in, queued.end());
+  ASSERT_FALSE(queued.empty()) << "every client got in: no descriptor exhaustion";
   EXPECT_NEAR(static_cast<int>(served.size()), headroom, 2);
   for (auto& c : served) EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), greeting);
-  for (auto& c : queued) EXPECT_FALSE(fixtures::wait_readable(c.get(), 0ms)) << "accepted with no fd free";
 
   for (auto& c : served) {  // QUIT: each releases its descriptor
     fixtures::send_all(c.get(), "QUIT\r\n");
