@@ -188,11 +188,18 @@ class Probe : public LimitedServer {
  public:
   Probe() : server_({.on_accept_error = [this](const error_code&) { ++errors_; }}) {}
   std::uint16_t port() override { return server_.endpoint().port(); }
-  std::size_t accepted() override { return server_.sessions(); }  // every client here stays connected
+  // Every client here stays connected; the broken server also keeps the warm-up's.
+  std::size_t accepted() override { return server_.sessions() - warm_; }
   std::size_t accept_errors() override { return errors_; }
+  void warm_up() override {
+    one_client(server_);
+    warm_ = broken ? 1 : 0;
+    closecheck::eventually([&] { return server_.sessions() == warm_; });
+  }
 
  private:
   std::atomic<std::size_t> errors_{0};
+  std::size_t warm_ = 0;
   Server server_;
 };
 

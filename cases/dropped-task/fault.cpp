@@ -1,0 +1,290 @@
+// dropped-task under injected faults (label fault): fixtures::fault::Proxy
+// between the client and the server, or between the server and a forward's
+// target. Fixed: every fault ends with nothing left open, in bounded time.
+// Broken: its failure is contained and asserted: the replies that never come
+// (cut by missing_wait), the CLOSE_WAIT sockets it keeps, the tasks destroyed
+// pending. Faults that need no task end the same way in both variants.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/fault/fd_limit.hpp"
+#include "fixtures/fault/proxy.hpp"
+#include "scenario.hpp"
+
+using namespace dropped_task;
+using namespace fixtures::fault;
+using closecheck::TcpState;
+
+namespace {
+
+fixtures::UniqueFd client_of(const Proxy& proxy) { return fixtures::connect_tcp("127.0.0.1", proxy.port()); }
+
+// Broken: the client's connection, half-closed with a request unanswered.
+std::vector<closecheck::Expected> connection_left(const Server& server) {
+  if (!broken) return {};
+  return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")}};
+}
+
+// After one task's fault: broken, no reply at all and the task destroyed
+// pending; fixed, the client saw `fixed_saw`.
+void expect_one_task(Server& server, const std::optional<std::string>& saw, const std::string& fixed_saw) {
+  auto stats = settled(server, 1, broken ? 1 : 0);
+  if (broken) {
+    EXPECT_EQ(saw, std::nullopt);
+    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
+  } else {
+    EXPECT_EQ(saw, fixed_saw);
+    EXPECT_EQ(stats.loop.finished, 1u);
+  }
+}
+
+}  // namespace
+
+// The request arrives a byte at a time, the reply 50 ms late.
+TEST(DroppedTaskFault, KeepaliveThroughLatencyAndSlicer) {
+  Server server;
+  std::optional<std::string> saw;
+  auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.slice_bytes = 1, .slice_delay = 1ms},
+                                           .downstream = {.latency = 50ms}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "PING 42\n");
+    ::shutdown(client.get(), SHUT_WR);
+    saw = transcript(client.get(), wait_for_answer());
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  expect_one_task(server, saw, "PONG 42\n");
+}
+
+// The target's line is cut in the middle (limit_data, then a FIN): the
+// forward ends at EOF and the half line is not relayed.
+TEST(DroppedTaskFault, ForwardTargetCutMidLine) {
+  Server server;
+  Target target;
+  std::optional<std::string> client_saw, target_saw;
+  std::string toward_target;
+  auto verdict = closecheck::expect_leaks(
+      broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait).local(server.address())},
+                                                 {1, closecheck::tcp(TcpState::close_wait).peer("127.0.0.1:*")}}
+             : std::vector<closecheck::Expected>{},
+      [&] {
+        Proxy proxy(target.port(), {.downstream = {.limit_data = 5, .limit_cut = Cut::half_close}});
+        toward_target = proxy.address();
+        auto client = connect(server);
+        fixtures::send_all(client.get(), "FORWARD " + std::to_string(proxy.port()) + "\n");
+        ::shutdown(client.get(), SHUT_WR);
+        auto accepted = target.accept();
+        fixtures::send_all(accepted.get(), "hello world\n");
+        ::shutdown(accepted.get(), SHUT_WR);
+        client_saw = transcript(client.get(), wait_for_answer());
+        target_saw = transcript(accepted.get(), wait_for_answer());
+        EXPECT_TRUE(proxy.wait_fired(What::limit_data));
+      },
+      closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto stats = settled(server, 1, broken ? 1 : 0);
+  if (broken) {
+    EXPECT_EQ(client_saw, std::nullopt);
+    EXPECT_EQ(target_saw, std::nullopt);
+    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
+    bool forward_to_proxy = false;
+    for (const auto& fd : verdict.leaked) forward_to_proxy |= fd.socket && fd.socket->peer == toward_target;
+    EXPECT_TRUE(forward_to_proxy) << "the forward's socket, its peer the proxy";
+  } else {
+    EXPECT_EQ(client_saw, "FORWARD 1 open\nFORWARD 1 closed\n");
+    EXPECT_EQ(target_saw, "") << "the server closed the forward";
+    EXPECT_EQ(stats.loop.finished, 1u);
+  }
+}
+
+// The target resets the forward 50 ms after it is connected (reset_peer).
+TEST(DroppedTaskFault, ForwardTargetResets) {
+  Server server;
+  Target target;
+  std::optional<std::string> saw;
+  auto verdict = closecheck::expect_leaks(
+      broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait).local(server.address())},
+                                                 {1, closecheck::tcp(TcpState::close)}}  // reset, never closed
+             : std::vector<closecheck::Expected>{},
+      [&] {
+        Proxy proxy(target.port(), {.downstream = {.reset_peer = 50ms}});
+        auto client = connect(server);
+        fixtures::send_all(client.get(), "FORWARD " + std::to_string(proxy.port()) + "\n");
+        ::shutdown(client.get(), SHUT_WR);
+        auto accepted = target.accept();
+        EXPECT_TRUE(proxy.wait_fired(What::reset_peer));
+        saw = transcript(client.get(), wait_for_answer());
+      },
+      closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  expect_one_task(server, saw, "FORWARD 1 open\nFORWARD 1 failed: Connection reset by peer\n");
+}
+
+// A request cut in the middle, then a FIN: dropped at EOF, no task; the
+// same in both variants.
+TEST(DroppedTaskFault, ClientCutMidRequest) {
+  Server server;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.limit_data = 5, .limit_cut = Cut::half_close}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "PING 42\n");
+    std::string got;
+    EXPECT_EQ(ending(client.get(), &got), "eof") << "the server closed";
+    EXPECT_EQ(got, "");
+    client.reset();
+    ASSERT_TRUE(proxy.wait_idle());
+  }));
+  EXPECT_EQ(server.stats().loop.started, 0u);
+}
+
+// A client that says nothing, cut by a deadline (timeout closes it after
+// 200 ms): nothing to answer, so both variants close.
+TEST(DroppedTaskFault, SilentClientWithADeadline) {
+  Server server;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    Proxy proxy(server.endpoint().port(), {.upstream = {.timeout = 200ms}});
+    auto client = client_of(proxy);
+    EXPECT_EQ(ending(client.get()), "eof");
+    ASSERT_TRUE(proxy.wait_fired(What::timeout));
+    ASSERT_TRUE(closecheck::eventually([&] { return server.stats().connections == 0; }));
+  }));
+}
+
+// A zero-window client: it writes 5,000 PINGs and reads nothing until the
+// proxy stops stalling. Fixed: the server stops reading while 16 KiB of
+// replies are queued (tasks stay bounded), then answers every one.
+TEST(DroppedTaskFault, ZeroWindowClient) {
+  constexpr std::size_t requests = 5'000;
+  Server server;
+  std::optional<std::string> saw;
+  auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
+    Proxy proxy(server.endpoint().port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
+    auto client = client_of(proxy);
+    std::string all;
+    for (std::size_t i = 0; i < requests; ++i) all += "PING " + std::to_string(i) + "\n";
+    std::thread writer([&] {
+      try {
+        fixtures::send_all(client.get(), all);
+      } catch (const std::exception&) {
+      }
+      ::shutdown(client.get(), SHUT_WR);
+    });
+    EXPECT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_upstream > 0; }));
+    EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
+    proxy.set({});
+    saw = transcript(client.get(), wait_for_answer());
+    ::shutdown(client.get(), SHUT_RDWR);
+    writer.join();
+  }, closecheck::Reclaim::keep, {.settle = answer_wait});
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto stats = settled(server, requests, broken ? 1 : 0);
+  if (broken) {
+    EXPECT_EQ(saw, std::nullopt);
+    EXPECT_EQ(stats.loop.destroyed_pending, requests);
+  } else {
+    ASSERT_TRUE(saw);
+    std::string expected;
+    for (std::size_t i = 0; i < requests; ++i) expected += "PONG " + std::to_string(i) + "\n";
+    EXPECT_TRUE(*saw == expected) << "every reply, in order";
+    EXPECT_LE(stats.loop.peak_live, max_queued_bytes / 6 + 1);
+  }
+}
+
+// The client half-closes and never reads its replies, then closes with them
+// unread (an RST). Fixed: it had answered and closed already, nothing left.
+// Broken: nothing to read, so the close is a plain FIN, and the connection stays.
+TEST(DroppedTaskFault, ClientNeverReadsTheReplies) {
+  constexpr int pings = 100;
+  Server server;
+  std::size_t expected_bytes = 0;
+  for (int i = 0; i < pings; ++i) expected_bytes += ("PONG " + std::to_string(i) + "\n").size();
+  auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
+    Proxy proxy(server.endpoint().port());
+    auto client = client_of(proxy);
+    std::string all;
+    for (int i = 0; i < pings; ++i) all += "PING " + std::to_string(i) + "\n";
+    fixtures::send_all(client.get(), all);
+    ::shutdown(client.get(), SHUT_WR);
+    if (broken) {
+      EXPECT_FALSE(proxy.wait_fired(What::eof, 2, missing_wait)) << "the server never closes";
+    } else {
+      ASSERT_TRUE(proxy.wait([&](const Stats& s) { return s.bytes_downstream == expected_bytes; }));
+      ASSERT_TRUE(proxy.wait_fired(What::eof, 2)) << "the server closed after the last reply";
+    }
+    client.reset();  // with the replies unread: an RST
+    if (!broken) EXPECT_TRUE(proxy.wait_idle());
+  }, closecheck::Reclaim::keep);
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto stats = settled(server, pings, broken ? 1 : 0);
+  EXPECT_EQ(stats.loop.destroyed_pending, broken ? static_cast<std::size_t>(pings) : 0u);
+}
+
+// --- EMFILE ---------------------------------------------------------------
+
+namespace {
+
+class Probe : public LimitedServer {
+ public:
+  std::uint16_t port() override { return server_.endpoint().port(); }
+  std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
+  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  void warm_up() override {
+    auto client = connect(server_);
+    fixtures::send_all(client.get(), "PING warm-up\n");
+    ::shutdown(client.get(), SHUT_WR);
+    (void)transcript(client.get(), wait_for_answer());
+    (void)settled(server_, 1, broken ? 1 : 0);
+  }
+
+ private:
+  Server server_;
+};
+
+}  // namespace
+
+// Clients that stay connected (each with a PING) exhaust RLIMIT_NOFILE in a
+// forked child. The shared server backs off on accept errors (a bounded count
+// per second, no busy loop). When the first clients close, the fixed server,
+// having answered them, closes their connections and serves the clients that
+// waited in the backlog; the broken one keeps them in CLOSE_WAIT (their PINGs
+// were never answered) and never gets to the others.
+TEST(DroppedTaskFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
+  std::vector<fixtures::UniqueFd> clients;
+  auto ping = [&] {
+    clients.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
+    auto i = std::to_string(clients.size() - 1);
+    fixtures::send_all(clients.back().get(), "PING " + i + "\n");
+  };
+  for (int i = 0; i < 3 * headroom; ++i) {
+    ping();
+    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == clients.size() || c.accept_errors > 0; }));
+    if (child.counts().accept_errors > 0) break;
+  }
+  for (int i = 1; i < waiting; ++i) ping();
+
+  auto rate = child.failed_accepts(500ms);
+  EXPECT_GE(rate.failed, 1u) << "accept kept failing during the window";
+  EXPECT_LE(rate.per_second(), 60.0) << rate.failed << " failed accepts in " << rate.window.count() << " ms";
+
+  auto served = child.counts().accepted;  // the first ones, in connect order
+  ASSERT_LT(served, clients.size()) << "every client was accepted: no fd exhaustion";
+  EXPECT_NEAR(static_cast<int>(served), headroom, 2);
+  for (std::size_t i = 0; i < served; ++i) {
+    auto reply = fixtures::read_until(clients[i].get(), '\n', broken ? missing_wait : answer_wait);
+    ASSERT_EQ(reply, broken ? std::nullopt : std::optional<std::string>("PONG " + std::to_string(i) + "\n"));
+    clients[i].reset();  // FIN
+  }
+  for (std::size_t i = served; i < clients.size(); ++i) {
+    auto reply = fixtures::read_until(clients[i].get(), '\n', broken ? missing_wait : answer_wait);
+    if (broken) EXPECT_EQ(reply, std::nullopt) << "never accepted: the first clients' fds stay in CLOSE_WAIT";
+    else ASSERT_EQ(reply, "PONG " + std::to_string(i) + "\n") << "served once fds were free";
+  }
+  EXPECT_EQ(child.counts().accepted, broken ? served : clients.size());
+  clients.clear();
+  EXPECT_EQ(child.stop(), 0);
+}
