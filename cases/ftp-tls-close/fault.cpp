@@ -75,7 +75,8 @@ void set_now(Proxy& proxy, Faults faults) {
   proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
 }
 
-// Runs stop() on another thread with a deadline: a hang is reported, not waited for.
+// Runs stop() on another thread with a deadline: a hang fails the test with
+// this message at once (ctest's timeout then ends the stuck process).
 void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
   auto done = std::async(std::launch::async, [&] { server.stop(); });
   ASSERT_EQ(done.wait_for(deadline), std::future_status::ready) << "Server::stop() hung";

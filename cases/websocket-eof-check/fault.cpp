@@ -46,7 +46,8 @@ void set_now(Proxy& proxy, Faults faults) {
   proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
 }
 
-// A close() that cannot hang the test: its own bound, and a watchdog over it.
+// close() has its own bound; a watchdog over it fails the test with this
+// message if it hangs anyway (ctest's timeout then ends the stuck process).
 void close_within(ClientWebSocketResponse& ws) {
   auto done = std::async(std::launch::async, [&] { ws.close(); });
   ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready) << "close() hung";
