@@ -213,9 +213,10 @@ TEST(FtpTlsCloseFault, DataConnectionResetMidTransfer) {
 }
 
 // A client that stops reading its control connection (the proxy stalls it,
-// small buffers: a zero window) while it pipelines 20000 NOOPs; then the
-// server stops. Fixed: closed. Broken: the TLS shutdown cannot even send its
-// close_notify (want-write) or waits for the client's: orphaned, ESTABLISHED.
+// small buffers: a zero window) while it pipelines 20000 NOOPs and a PASV;
+// then the server stops. Fixed: closed. Broken: the TLS shutdown cannot even
+// send its close_notify (want-write) or waits for the client's: orphaned,
+// ESTABLISHED.
 TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
   Site site;
   Server server({.root = site.root()});
@@ -229,7 +230,10 @@ TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
     set_now(proxy, {.downstream = {.stall = true}});
     std::string noops;
     for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
-    client->send_raw(noops);
+    client->send_raw(noops + "PASV\r\n");
+    // Its passive listener shows the server has read every command: unread
+    // records would make the TLS shutdown fail and close even when broken.
+    ASSERT_TRUE(server.wait_for([](const ftp_tls::ServerStats& st) { return st.handlers == 3; }));
     stop_within(server);
   }, Reclaim::close, server_side_only(server));
   EXPECT_TRUE(verdict.ok) << verdict.message;
