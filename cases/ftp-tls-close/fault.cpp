@@ -1,0 +1,303 @@
+// ftp-tls-close under injected faults (label fault): clients that never send
+// close_notify, cut the TLS handshake, reset, half-close, trickle an overlong
+// command, cut a data connection, or stop reading; most through
+// fixtures::fault::Proxy. Fixed: nothing is left open, every wait is bounded.
+// Broken: wherever the server stops while a TLS connection still waits for
+// the client, its orphaned socket is asserted (count, state, address) and
+// reclaimed; a fault that ends the connection first is clean in both.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <future>
+#include <iterator>
+#include <optional>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/fault/fd_limit.hpp"
+#include "fixtures/fault/proxy.hpp"
+#include "fixtures/net.hpp"
+#include "scenario.hpp"
+
+using namespace ftp_tls_close;
+using namespace fixtures::fault;
+using namespace std::chrono_literals;
+using closecheck::Expected;
+using closecheck::Reclaim;
+using ftp_tls::Client;
+using ftp_tls::Server;
+
+namespace {
+
+constexpr auto client_timeout = 3s;
+const std::string greeting = "220 closecheck FTP server ready.\r\n";
+const std::string auth_reply = "234 AUTH TLS successful.\r\n";
+
+Client client_of(std::uint16_t port) { return Client(port, CLOSECHECK_TEST_CA, client_timeout); }
+
+// Broken: the server's side of one control connection that close_all()
+// orphaned, in `state`; fixed: nothing.
+std::vector<Expected> orphaned(const Server& server, TcpState state) {
+  if (!broken) return {};
+  return {{1, closecheck::tcp(state).local(server.address())}};
+}
+
+// The client's own sockets (and, through a proxy, the proxy's) are not the server's.
+closecheck::Options server_side_only(const Server& server) {
+  return {.ignore = {[address = server.address()](const closecheck::Fd& fd) {
+    return fd.socket && fd.socket->local != address;
+  }}};
+}
+
+// The FTP server in FdLimitedServer's child, answering its counters.
+class Probe : public LimitedServer {
+ public:
+  explicit Probe(const fs::path& root) : server_({.root = root}) {}
+  std::uint16_t port() override { return server_.port(); }
+  std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
+  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  // One whole session while descriptors are free, so that what runs lazily
+  // the first time (UBSan's type cache needs a pipe) is done before the limit.
+  void warm_up() override {
+    auto client = client_of(server_.port());
+    client.quit();
+    server_.wait_idle();
+  }
+
+ private:
+  Server server_;
+};
+
+// Proxy::set() takes effect from the proxy's next round (the round it is in
+// already has the old toxics): wait for that round to end before going on.
+void set_now(Proxy& proxy, Faults faults) {
+  proxy.set(std::move(faults));
+  proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
+}
+
+// Runs stop() on another thread with a deadline: a hang fails the test with
+// this message at once (ctest's timeout then ends the stuck process).
+void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
+  auto done = std::async(std::launch::async, [&] { server.stop(); });
+  ASSERT_EQ(done.wait_for(deadline), std::future_status::ready) << "Server::stop() hung";
+}
+
+// The server, a proxy in front of it with these faults, and the end of a
+// test in which every connection has ended by itself.
+struct Proxied {
+  explicit Proxied(Faults faults = {}) : proxy(server.port(), faults) {}
+  Site site;
+  Server server{{.root = site.root()}};
+  Proxy proxy;
+  Client client() { return client_of(proxy.port()); }
+  void every_connection_ended() {
+    EXPECT_TRUE(server.wait_idle());
+    EXPECT_TRUE(proxy.wait_idle());
+    stop_within(server);
+  }
+};
+
+}  // namespace
+
+// ftplib's behaviour at its worst: QUIT, then the client neither sends
+// close_notify nor closes. The server's own TLS shutdown waits for it; then
+// the server stops. Fixed: close() closes. Broken: close() is the TLS
+// shutdown again, want-read, and the map is cleared: orphaned, ESTABLISHED.
+TEST(FtpTlsCloseFault, ClientNeverSendsCloseNotifyAfterQuit) {
+  Site site;
+  Server server({.root = site.root()});
+  std::optional<Client> client;
+  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+    client.emplace(client_of(server.port()));
+    client->auth_tls();
+    client->login();
+    EXPECT_EQ(client->command("QUIT").code, 221);  // and nothing more from this client
+    stop_within(server);
+  }, Reclaim::close, server_side_only(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  client->close();
+}
+
+// The TLS handshake cut by the network after the client's first 100 bytes
+// (half a ClientHello), as a FIN or as an RST: the client gets an error in
+// bounded time, the server closes its side; nothing is left in either variant.
+TEST(FtpTlsCloseFault, HandshakeCutAfterHalfAClientHello) {
+  Site site;
+  Server server({.root = site.root()});
+  for (auto cut : {Cut::close, Cut::reset}) {
+    Proxy proxy(server.port(), {.upstream = {.limit_data = std::string("AUTH TLS\r\n").size() + 100,
+                                             .limit_cut = cut}});
+    auto client = client_of(proxy.port());
+    EXPECT_THROW(client.auth_tls(), ftp_tls::FtpError) << to_string(cut);
+    EXPECT_TRUE(proxy.wait_fired(What::limit_data));
+    client.close();
+    EXPECT_TRUE(server.wait_idle()) << to_string(cut);
+    EXPECT_TRUE(proxy.wait_idle());
+  }
+  stop_within(server);
+}
+
+// The same in the other direction: the server's ServerHello cut after 50 bytes.
+TEST(FtpTlsCloseFault, HandshakeCutInTheServersHello) {
+  Proxied p({.downstream = {.limit_data = greeting.size() + auth_reply.size() + 50, .limit_cut = Cut::reset}});
+  auto client = p.client();
+  EXPECT_THROW(client.auth_tls(), ftp_tls::FtpError);
+  EXPECT_TRUE(p.proxy.wait_fired(What::limit_data));
+  client.close();
+  p.every_connection_ended();
+}
+
+// An RST in the middle of a TLS session: the server's TLS shutdown meets the
+// reset and closes, in both variants (the error path).
+TEST(FtpTlsCloseFault, ResetAfterLogin) {
+  Proxied p;
+  auto client = p.client();
+  client.auth_tls();
+  client.login();
+  set_now(p.proxy, {.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
+  EXPECT_TRUE(p.proxy.wait_fired(What::reset_peer));
+  EXPECT_THROW(client.command("NOOP"), ftp_tls::FtpError);
+  client.close();
+  p.every_connection_ended();
+}
+
+// The client half-closes (FIN, no close_notify) and keeps its socket open:
+// the server's TLS shutdown reads EOF and closes in both variants; the client
+// then sees the server's close_notify and its FIN.
+TEST(FtpTlsCloseFault, ClientHalfClosesWithoutCloseNotify) {
+  Proxied p;
+  auto client = p.client();
+  client.auth_tls();
+  client.login();
+  ASSERT_EQ(::shutdown(client.control().fd(), SHUT_WR), 0);
+  EXPECT_TRUE(p.proxy.wait_fired(What::eof));
+  EXPECT_TRUE(p.server.wait_idle());
+  EXPECT_EQ(ending(client.control().fd()), "eof");
+  client.close();
+  p.every_connection_ended();
+}
+
+// A 64 KiB command line in 512-byte slices, 1 ms apart, over TLS: 500, and
+// the session goes on.
+TEST(FtpTlsCloseFault, OverlongCommandTrickledIn) {
+  Proxied p;
+  auto client = p.client();
+  client.auth_tls();
+  set_now(p.proxy, {.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
+  EXPECT_EQ(client.command("USER " + std::string(64 * 1024, 'a')).text, "500 Line too long.\r\n");
+  EXPECT_EQ(client.command("NOOP").code, 200);
+  client.quit();
+  p.every_connection_ended();
+}
+
+// A PROT P download whose data connection the client resets in the middle:
+// 426 on the control connection, the data socket closed, the session goes on.
+TEST(FtpTlsCloseFault, DataConnectionResetMidTransfer) {
+  Site site;
+  Server server({.root = site.root()});
+  auto client = client_of(server.port());
+  client.auth_tls();
+  client.login();
+  client.prot_p();
+  {
+    auto data = client.begin_transfer("RETR huge.bin");
+    ASSERT_FALSE(data.read_some().empty());
+    fixtures::set_linger_zero(data.fd());
+  }  // closed: RST
+  EXPECT_EQ(client.read_reply().code, 426);
+  EXPECT_EQ(client.retr("hello.txt"), "hello\n");
+  client.quit();
+  EXPECT_TRUE(server.wait_idle());
+  EXPECT_EQ(server.stats().transfers_done, 1u);
+  stop_within(server);
+}
+
+// A client that stops reading its control connection (the proxy stalls it,
+// small buffers: a zero window) while it pipelines 20000 NOOPs and a PASV;
+// then the server stops. Fixed: closed. Broken: the TLS shutdown cannot even
+// send its close_notify (want-write) or waits for the client's: orphaned,
+// ESTABLISHED.
+TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
+  Site site;
+  Server server({.root = site.root()});
+  constexpr int commands = 20000;
+  Proxy proxy(server.port(), {}, {.rcvbuf = 4096, .sndbuf = 4096});
+  std::optional<Client> client;
+  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+    client.emplace(client_of(proxy.port()));
+    client->auth_tls();
+    client->login();
+    set_now(proxy, {.downstream = {.stall = true}});
+    std::string noops;
+    for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
+    client->send_raw(noops + "PASV\r\n");
+    // Its passive listener shows the server has read every command: unread
+    // records would make the TLS shutdown fail and close even when broken.
+    ASSERT_TRUE(server.wait_for([](const ftp_tls::ServerStats& st) { return st.handlers == 3; }));
+    stop_within(server);
+  }, Reclaim::close, server_side_only(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+}
+
+// The upstream trigger with 20 ms of latency each way. The client's last
+// handshake flight is then still on its way when auth_tls() returns, and a
+// TLS shutdown during the handshake fails and closes (no leak even when
+// broken): a NOOP's answer shows the server has finished the handshake.
+TEST(FtpTlsCloseFault, IdleTlsClientBehindLatency) {
+  Site site;
+  Server server({.root = site.root()});
+  Proxy proxy(server.port(), {.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}});
+  std::optional<Client> client;
+  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+    client.emplace(client_of(proxy.port()));
+    client->auth_tls();
+    EXPECT_EQ(client->command("NOOP").code, 200);
+    stop_within(server);
+  }, Reclaim::close, server_side_only(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+}
+
+// Clients that stay connected exhaust RLIMIT_NOFILE (in a forked child). The
+// server does not spin on accept() (a bounded count of failed accepts per
+// second: it waits for a descriptor to be released); once the first clients
+// quit, the clients waiting in the backlog get their 220 greeting. Both
+// variants: the reactor and its accept loop are shared, the bug is in the TLS close.
+TEST(FtpTlsCloseFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  Site site;
+  FdLimitedServer child([root = site.root()] { return std::make_unique<Probe>(root); }, headroom);
+  std::vector<fixtures::UniqueFd> served, queued;
+  for (int i = 0; i < 3 * headroom && queued.empty(); ++i) {
+    auto client = fixtures::connect_tcp("127.0.0.1", child.port());
+    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == served.size() + 1 || c.accept_errors > 0; }));
+    if (child.counts().accept_errors > 0) queued.push_back(std::move(client));
+    else served.push_back(std::move(client));
+  }
+  ASSERT_FALSE(queued.empty()) << "the limit was never reached";
+  for (int i = 1; i < waiting; ++i) queued.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
+
+  auto rate = child.failed_accepts(500ms);
+  EXPECT_LE(rate.per_second(), 20.0) << rate.failed << " failed accepts in " << rate.window.count() << " ms";
+  EXPECT_GE(child.counts().accept_errors, 1u);
+
+  // A descriptor open only for a moment when the limit was set can have let
+  // one more client in: it has its greeting already.
+  auto got_in = std::partition(queued.begin(), queued.end(),
+                               [](const fixtures::UniqueFd& c) { return !fixtures::wait_readable(c.get(), 0ms); });
+  std::move(got_in, queued.end(), std::back_inserter(served));
+  queued.erase(got_in, queued.end());
+  ASSERT_FALSE(queued.empty()) << "every client got in: no descriptor exhaustion";
+  EXPECT_NEAR(static_cast<int>(served.size()), headroom, 2);
+  for (auto& c : served) EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), greeting);
+
+  for (auto& c : served) {  // QUIT: each releases its descriptor
+    fixtures::send_all(c.get(), "QUIT\r\n");
+    EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "221 Goodbye.\r\n");
+    EXPECT_EQ(ending(c.get()), "eof");
+  }
+  served.clear();
+  for (auto& c : queued)
+    EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), greeting) << "answered once descriptors were free";
+  queued.clear();
+  EXPECT_EQ(child.stop(), 0);
+}
