@@ -68,13 +68,6 @@ class Probe : public LimitedServer {
   Server server_;
 };
 
-// Proxy::set() takes effect from the proxy's next round (the round it is in
-// already has the old toxics): wait for that round to end before going on.
-void set_now(Proxy& proxy, Faults faults) {
-  proxy.set(std::move(faults));
-  proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
-}
-
 // Runs stop() on another thread with a deadline: a hang fails the test with
 // this message at once (ctest's timeout then ends the stuck process).
 void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
@@ -154,7 +147,7 @@ TEST(FtpTlsCloseFault, ResetAfterLogin) {
   auto client = p.client();
   client.auth_tls();
   client.login();
-  set_now(p.proxy, {.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
+  p.proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
   EXPECT_TRUE(p.proxy.wait_fired(What::reset_peer));
   EXPECT_THROW(client.command("NOOP"), ftp_tls::FtpError);
   client.close();
@@ -183,7 +176,7 @@ TEST(FtpTlsCloseFault, OverlongCommandTrickledIn) {
   Proxied p;
   auto client = p.client();
   client.auth_tls();
-  set_now(p.proxy, {.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
+  p.proxy.set({.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
   EXPECT_EQ(client.command("USER " + std::string(64 * 1024, 'a')).text, "500 Line too long.\r\n");
   EXPECT_EQ(client.command("NOOP").code, 200);
   client.quit();
@@ -227,7 +220,7 @@ TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
     client.emplace(client_of(proxy.port()));
     client->auth_tls();
     client->login();
-    set_now(proxy, {.downstream = {.stall = true}});
+    proxy.set({.downstream = {.stall = true}});
     std::string noops;
     for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
     client->send_raw(noops + "PASV\r\n");

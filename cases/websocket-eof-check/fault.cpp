@@ -39,13 +39,6 @@ struct Proxied {
   std::size_t downstream_so_far() const { return proxy.stats().bytes_downstream; }
 };
 
-// Proxy::set() takes effect from the proxy's next round (the round it is in
-// already has the old toxics): wait for that round to end before going on.
-void set_now(Proxy& proxy, Faults faults) {
-  proxy.set(std::move(faults));
-  proxy.wait([rounds = 0](const Stats&) mutable { return ++rounds > 1; });
-}
-
 // close() has its own bound; a watchdog over it fails the test with this
 // message if it hangs anyway (ctest's timeout then ends the stuck process).
 void close_within(ClientWebSocketResponse& ws) {
@@ -93,7 +86,7 @@ void expect_error(Proxied& s, ClientWebSocketResponse& ws, const std::string& er
 // and the client queues 1 MB for it.
 std::unique_ptr<ClientWebSocketResponse> open_then_stall(Proxied& s) {
   auto ws = s.open();
-  set_now(s.proxy, {.upstream = {.stall = true}});
+  s.proxy.set({.upstream = {.stall = true}});
   for (int i = 0; i < 20; ++i) ws->send_str(std::string(50000, 'y'));
   return ws;
 }
@@ -106,7 +99,7 @@ TEST(WebsocketEofCheckFault, DroppedWhileTheServerHearsNothing) {
   Proxied s;
   drop_and_check(s, [&] {
     auto ws = s.open();
-    set_now(s.proxy, {.upstream = {.timeout = std::chrono::milliseconds(0)}});
+    s.proxy.set({.upstream = {.timeout = std::chrono::milliseconds(0)}});
     return ws;
   });
 }
@@ -117,7 +110,7 @@ TEST(WebsocketEofCheckFault, CloseFrameNeverAnswered) {
   Proxied s;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     auto ws = s.open();
-    set_now(s.proxy, {.upstream = {.timeout = std::chrono::milliseconds(0)}});
+    s.proxy.set({.upstream = {.timeout = std::chrono::milliseconds(0)}});
     close_within(*ws);
   }, s.client_side()));
   EXPECT_EQ(s.server.stats().close_frames, 0);
@@ -130,7 +123,7 @@ TEST(WebsocketEofCheckFault, FrameCutInTheMiddle) {
   Proxied s;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     auto ws = s.open();
-    set_now(s.proxy, {.downstream = {.limit_data = s.downstream_so_far() + 1000, .limit_cut = Cut::close}});
+    s.proxy.set({.downstream = {.limit_data = s.downstream_so_far() + 1000, .limit_cut = Cut::close}});
     ws->send_str(std::string(30000, 'x'));
     expect_error(s, *ws, "connection closed without a close frame");
   }, s.client_side()));
@@ -141,7 +134,7 @@ TEST(WebsocketEofCheckFault, ResetInTheMiddle) {
   Proxied s;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     auto ws = s.open();
-    set_now(s.proxy, {.upstream = {.reset_peer = std::chrono::milliseconds(0)},
+    s.proxy.set({.upstream = {.reset_peer = std::chrono::milliseconds(0)},
                  .downstream = {.reset_peer = std::chrono::milliseconds(0)}});
     ASSERT_TRUE(s.proxy.wait_fired(What::reset_peer));
     expect_error(s, *ws, "connection closed without a close frame");
@@ -154,7 +147,7 @@ TEST(WebsocketEofCheckFault, ServerHalfClosesWithoutACloseFrame) {
   Proxied s;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     auto ws = s.open();
-    set_now(s.proxy, {.downstream = {.limit_data = s.downstream_so_far(), .limit_cut = Cut::half_close}});
+    s.proxy.set({.downstream = {.limit_data = s.downstream_so_far(), .limit_cut = Cut::half_close}});
     ws->send_str("after the limit");
     expect_error(s, *ws, "connection closed without a close frame");
   }, s.client_side()));
@@ -183,7 +176,7 @@ TEST(WebsocketEofCheckFault, TrickledFramesThenDropped) {
   Proxied s;
   drop_and_check(s, [&] {
     auto ws = s.open();
-    set_now(s.proxy, {.downstream = {.latency = std::chrono::milliseconds(10), .slice_bytes = 7,
+    s.proxy.set({.downstream = {.latency = std::chrono::milliseconds(10), .slice_bytes = 7,
                                 .slice_delay = std::chrono::milliseconds(1)}});
     std::string text(3000, 'z');
     ws->send_str(text);
