@@ -33,6 +33,14 @@ char process_state(pid_t pid) {  // 'S', 'R', 'T' (stopped), ... from /proc/PID/
   auto close = stat.rfind(')');
   return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
 }
+// Whether the peer's end of the server's one connection has bytes (the
+// close_notify) queued and unread: ss's Recv-Q, read from the kernel.
+bool close_notify_queued_at_peer(const Server& server) {
+  for (const auto& s : closecheck::sweep(closecheck::state_bit(TcpState::established) |
+                                         closecheck::state_bit(TcpState::close_wait)))
+    if (s.peer == server.address() && s.recv_q > 0) return true;
+  return false;
+}
 }  // namespace
 
 // s_client is frozen (SIGSTOP, as a hung peer would be) when the server ends
@@ -50,6 +58,9 @@ TEST(AsioSslShutdownHangInterop, FrozenSClientThenKilled) {
       ASSERT_TRUE(closecheck::eventually([&] { return process_state(client.pid()) == 'T'; }));
       server.disconnect_all();
       ASSERT_TRUE(server.wait_for([](const Stats& s) { return s.shutdowns_started == 1; }));
+      // Killed before the close_notify reaches it, s_client would close with
+      // nothing unread: a FIN, not the RST this test is about.
+      ASSERT_TRUE(closecheck::eventually([&] { return close_notify_queued_at_peer(server); }));
       if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, std::chrono::seconds(10)));
     }, closecheck::Reclaim::keep);
     client.signal(SIGKILL);

@@ -85,6 +85,8 @@ bool parse_diag(const void* data, std::size_t size, std::vector<DiagSocket>& out
     s.peer = format_inet(s.family, m->id.idiag_dst, m->id.idiag_dport);
     s.inode = m->idiag_inode;
     s.uid = m->idiag_uid;
+    s.recv_q = m->idiag_rqueue;
+    s.send_q = m->idiag_wqueue;
     out.push_back(std::move(s));
   }
   return false;

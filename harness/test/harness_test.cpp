@@ -403,6 +403,20 @@ TEST(Sweep, FindsAChildsCloseWaitSocket) {
   EXPECT_NE(cc::describe(found[0]).find("CLOSE_WAIT"), std::string::npos);
 }
 
+// Recv-Q as ss prints it: bytes that arrived and nobody has read.
+TEST(Sweep, ReportsTheReceiveQueue) {
+  Tcp tcp;
+  ASSERT_EQ(write(tcp.client, "12345", 5), 5);
+  auto server_addr = cc::inspect(tcp.server)->socket->local;
+  auto client_addr = cc::inspect(tcp.client)->socket->local;
+  std::uint32_t queued = 0;
+  EXPECT_TRUE(cc::eventually([&] {
+    for (const auto& s : cc::sweep(cc::state_bit(TcpState::established)))
+      if (s.local == server_addr && s.peer == client_addr) queued = s.recv_q;
+    return queued == 5;
+  })) << "Recv-Q " << queued;
+}
+
 TEST(Sweep, TheKernelFiltersByState) {
   Tcp tcp;
   auto listening = cc::sweep(cc::state_bit(TcpState::listen));

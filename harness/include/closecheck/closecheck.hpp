@@ -169,6 +169,9 @@ struct DiagSocket {
   std::string local, peer;
   ino_t inode = 0;  // 0: no descriptor refers to it any more (an orphan)
   uid_t uid = 0;
+  // ss's Recv-Q and Send-Q: bytes received and not yet read, bytes sent and
+  // not yet acknowledged (for a LISTEN socket: connections in the backlog, and its size).
+  std::uint32_t recv_q = 0, send_q = 0;
 };
 std::vector<DiagSocket> sweep(std::uint32_t state_mask);
 
