@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -266,8 +267,10 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
     all += "request " + std::to_string(i) + "\n";
     expected += "ok: request " + std::to_string(i) + "\n";
   }
-  std::thread writer([&] {
+  std::promise<void> full_again;
+  std::thread writer([&, until = full_again.get_future()] {
     fixtures::send_all(slow.get(), all);
+    until.wait();  // the session must still be open when the table fills up
     ::shutdown(slow.get(), SHUT_WR);
   });
   EXPECT_TRUE(closecheck::eventually([&] { return server.stats().accepted == 1; }, {.settle = 10s}));
@@ -278,7 +281,10 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
   expect_rate(server);
   if (reserve) expect_shed(waiting.get());
   else expect_waiting(waiting.get());
+  EXPECT_TRUE(settles_to(server.port(), {.backlog = reserve ? 0u : 1u, .others = reserve ? 1u : 2u}))
+      << "the session, and the waiting client in the backlog (ESTABLISHED)";
   EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
+  full_again.set_value();
   proxy.set({});  // the slow client reads again
   auto got = fixtures::read_to_eof(slow.get(), 30s);
   writer.join();
