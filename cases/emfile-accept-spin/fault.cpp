@@ -98,6 +98,39 @@ void expect_served(const FullServer& server) {
   EXPECT_EQ(fixtures::read_until(client.get(), '\n', 10s), "ok: again\n");
 }
 
+// After `clients` connected while the table was full: the bound holds over a
+// window; once the table has room, broken and back-off accept every one of
+// them (the reserve has shed them), nothing is left, and a new client is served.
+void recovers_after(FullServer& server, std::uint32_t clients) {
+  expect_rate(server);
+  if (reserve) EXPECT_LE(server.stats().failed_accepts, clients) << "one failure per drain at most";
+  server.release();
+  if (!reserve) EXPECT_TRUE(closecheck::eventually([&] { return server.stats().accepted == clients; }, {.settle = 10s}));
+  EXPECT_TRUE(settles_to(server.port(), {}));
+  expect_served(server);
+  EXPECT_EQ(server.stats().accepted, reserve ? 1u : clients + 1);
+}
+
+// Sessions are open: the table is filled again and a client connects. The
+// reserve sheds it, broken and back-off leave it waiting (the bound holds).
+fixtures::UniqueFd a_client_while_full_again(FullServer& server) {
+  auto full = server.refill();  // the sessions keep their descriptors
+  auto waiting = fixtures::connect_tcp("127.0.0.1", server.port());
+  fixtures::send_all(waiting.get(), "hello\n");
+  EXPECT_TRUE(server.failed_at_least(full.failed_accepts + 1));
+  expect_rate(server);
+  if (reserve) expect_shed(waiting.get());
+  else expect_waiting(waiting.get());
+  return waiting;
+}
+
+// A session has closed: the descriptor it frees serves the waiting client
+// (broken, back-off), or the next one (the reserve shed the waiting one).
+void served_with_the_freed_descriptor(const FullServer& server, int waiting) {
+  if (reserve) expect_served(server);
+  else EXPECT_EQ(fixtures::read_until(waiting, '\n', 10s), "ok: hello\n");
+}
+
 }  // namespace
 
 // Clients that reset (RST) while they wait in the backlog. Linux keeps a reset
@@ -118,13 +151,7 @@ TEST(EmfileAcceptSpinFault, ResetInTheBacklogKeepsTheRateBound) {
     ASSERT_TRUE(server.failed_at_least(1));
   }  // closed with SO_LINGER 0: an RST each
   EXPECT_TRUE(settles_to(server.port(), {.backlog = reserve ? 0 : clients}));
-  expect_rate(server);
-  if (reserve) EXPECT_LE(server.stats().failed_accepts, clients) << "one failure per drain at most";
-  server.release();
-  if (!reserve) EXPECT_TRUE(closecheck::eventually([&] { return server.stats().accepted == clients; }, {.settle = 10s}));
-  EXPECT_TRUE(settles_to(server.port(), {}));
-  expect_served(server);
-  EXPECT_EQ(server.stats().accepted, reserve ? 1u : clients + 1);
+  recovers_after(server, clients);
   EXPECT_EQ(server.finish(), 0);
 }
 
@@ -164,12 +191,7 @@ TEST(EmfileAcceptSpinFault, FloodOfClientsThatConnectAndClose) {
   ASSERT_TRUE(server.failed_at_least(1));
   if (reserve) EXPECT_TRUE(settles_to(server.port(), {})) << "shed while the table is still full";
   else EXPECT_TRUE(settles_to(server.port(), {.backlog = clients, .close_wait = clients}));
-  expect_rate(server);
-  if (reserve) EXPECT_LE(server.stats().failed_accepts, clients) << "one failure per drain at most";
-  server.release();
-  if (!reserve) EXPECT_TRUE(closecheck::eventually([&] { return server.stats().accepted == clients; }, {.settle = 10s}));
-  EXPECT_TRUE(settles_to(server.port(), {}));
-  expect_served(server);
+  recovers_after(server, clients);
   EXPECT_EQ(server.finish(), 0);
 }
 
@@ -235,17 +257,10 @@ TEST(EmfileAcceptSpinFault, ResetAfterAcceptFreesADescriptor) {
   auto held = fixtures::connect_tcp("127.0.0.1", server.port());
   fixtures::send_all(held.get(), "first\n");
   ASSERT_EQ(fixtures::read_until(held.get(), '\n', 10s), "ok: first\n");
-  auto full = server.refill();  // the session keeps its descriptor
-  auto waiting = fixtures::connect_tcp("127.0.0.1", server.port());
-  fixtures::send_all(waiting.get(), "hello\n");
-  ASSERT_TRUE(server.failed_at_least(full.failed_accepts + 1));
-  expect_rate(server);
-  if (reserve) expect_shed(waiting.get());
-  else expect_waiting(waiting.get());
+  auto waiting = a_client_while_full_again(server);
   fixtures::set_linger_zero(held.get());
   held.reset();  // an RST
-  if (reserve) expect_served(server);
-  else EXPECT_EQ(fixtures::read_until(waiting.get(), '\n', 10s), "ok: hello\n");
+  served_with_the_freed_descriptor(server, waiting.get());
   EXPECT_EQ(server.stats().accepted, 2u);
   EXPECT_TRUE(settles_to(server.port(), {.others = reserve ? 0u : 1u})) << "nothing in CLOSE_WAIT or the backlog";
   EXPECT_EQ(server.finish(), 0);
@@ -274,13 +289,7 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
     ::shutdown(slow.get(), SHUT_WR);
   });
   EXPECT_TRUE(closecheck::eventually([&] { return server.stats().accepted == 1; }, {.settle = 10s}));
-  auto full = server.refill();
-  auto waiting = fixtures::connect_tcp("127.0.0.1", server.port());
-  fixtures::send_all(waiting.get(), "hello\n");
-  EXPECT_TRUE(server.failed_at_least(full.failed_accepts + 1));
-  expect_rate(server);
-  if (reserve) expect_shed(waiting.get());
-  else expect_waiting(waiting.get());
+  auto waiting = a_client_while_full_again(server);
   EXPECT_TRUE(settles_to(server.port(), {.backlog = reserve ? 0u : 1u, .others = reserve ? 1u : 2u}))
       << "the session, and the waiting client in the backlog (ESTABLISHED)";
   EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
@@ -291,8 +300,7 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
   ASSERT_TRUE(got) << "the session did not finish";
   ASSERT_EQ(got->size(), expected.size());
   EXPECT_TRUE(*got == expected) << "every answer, in order";
-  if (reserve) expect_served(server);
-  else EXPECT_EQ(fixtures::read_until(waiting.get(), '\n', 10s), "ok: hello\n");
+  served_with_the_freed_descriptor(server, waiting.get());
   EXPECT_EQ(server.stats().accepted, 2u);
   EXPECT_EQ(server.finish(), 0);
 }
