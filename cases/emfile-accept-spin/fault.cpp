@@ -5,11 +5,11 @@
 // that are open when the table fills up again, one that resets and one behind
 // a zero window, whose close is what frees a descriptor. These are the faults
 // that change what waits in the listen backlog, or when a descriptor frees up.
-// Every variant: the bound on failed accepts per window (broken: a spin, which
-// the deadline of the window contains), what the waiting client gets (an
-// answer, a close, or nothing, cut by a deadline), what the kernel holds for
-// the server's port (the backlog, CLOSE_WAIT), and that the child recovers
-// and stops cleanly.
+// Every variant: the bound on failed accepts per window (broken: a spin, kept
+// in the forked child, which finish() stops or FullServer's destructor kills),
+// what the waiting client gets (an answer, a close, or nothing, cut by a
+// deadline), what the kernel holds for the server's port (the backlog,
+// CLOSE_WAIT), and that the child recovers and exits 0.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
