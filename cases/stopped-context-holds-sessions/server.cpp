@@ -64,8 +64,10 @@ std::size_t connection_manager::size() const {
       std::count_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return !w.expired(); }));
 }
 
-Server::Server()
-    : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+Server::Server(Options options)
+    : options_(std::move(options)),
+      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       endpoint_(acceptor_.local_endpoint()) {
   do_accept();
   thread_ = std::thread([this] { io_.run(); });
@@ -82,11 +84,17 @@ void Server::restart() {
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      auto s = std::make_shared<session>(std::move(socket));
-      manager_.add(s);
-      s->start();
+    if (ec) {
+      if (options_.on_accept_error) options_.on_accept_error(ec);
+      retry_.expires_after(std::chrono::milliseconds(50));  // don't spin on EMFILE
+      retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
     }
+    auto s = std::make_shared<session>(std::move(socket));
+    manager_.add(s);
+    s->start();
     do_accept();
   });
 }
