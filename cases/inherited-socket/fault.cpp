@@ -235,24 +235,18 @@ class Probe : public LimitedServer {
 
 // Clients that stay connected (each after a ping) exhaust RLIMIT_NOFILE in a
 // forked child. The shared server backs off 50 ms on a failed accept (a
-// bounded count per second, not a busy loop); when the first clients close,
-// their fds are free and the waiting clients are answered. Both variants: no
-// helper runs here, and a helper's copies would not count against the
-// server's own limit anyway.
+// bounded count per second, not a busy loop). A spawn then fails with a clear
+// error; as the first clients close, their fds are free and the waiting
+// clients are answered. The same in both variants: no helper starts, and a
+// helper's copies would not count against the server's own limit anyway.
 TEST(InheritedSocketFault, RecoversFromEmfileWithoutSpinning) {
   constexpr int headroom = 10, waiting = 3;
   FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
-  std::vector<fixtures::UniqueFd> clients;
-  auto ping = [&] {
-    clients.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
-    fixtures::send_all(clients.back().get(), "ping\n");
-  };
-  for (int i = 0; i < 3 * headroom; ++i) {
-    ping();
-    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == clients.size() || c.accept_errors > 0; }));
-    if (child.counts().accept_errors > 0) break;
-  }
-  for (int i = 1; i < waiting; ++i) ping();
+  auto clients = child.fill([](std::uint16_t port) {
+    auto c = fixtures::connect_tcp("127.0.0.1", port);
+    fixtures::send_all(c.get(), "ping\n");
+    return c;
+  }, waiting, 3 * headroom);
 
   auto rate = child.failed_accepts(500ms);
   EXPECT_GE(rate.failed, 1u) << "accept kept failing during the window";
@@ -261,11 +255,14 @@ TEST(InheritedSocketFault, RecoversFromEmfileWithoutSpinning) {
   auto served = child.counts().accepted;  // the first ones, in connect order
   ASSERT_LT(served, clients.size()) << "every client was accepted: no fd exhaustion";
   EXPECT_NEAR(static_cast<int>(served), headroom, 2);
-  for (std::size_t i = 0; i < served; ++i) {
-    EXPECT_EQ(fixtures::read_until(clients[i].get(), '\n', 10s), "pong\n");
-    clients[i].reset();  // FIN: the server's session ends and frees its fd
-  }
-  for (std::size_t i = served; i < clients.size(); ++i)
+  for (std::size_t i = 0; i < served; ++i) EXPECT_EQ(fixtures::read_until(clients[i].get(), '\n', 10s), "pong\n");
+  // Out of fds, the helper cannot start: a clear error and a close, which
+  // frees one fd, so the first waiting client is answered.
+  fixtures::send_all(clients[0].get(), "spawn\n");
+  EXPECT_EQ(fixtures::read_to_eof(clients[0].get(), 10s), "error: pipe2: Too many open files\n");
+  EXPECT_EQ(fixtures::read_until(clients[served].get(), '\n', 10s), "pong\n");
+  for (std::size_t i = 0; i < served; ++i) clients[i].reset();  // FIN: their sessions end
+  for (std::size_t i = served + 1; i < clients.size(); ++i)
     EXPECT_EQ(fixtures::read_until(clients[i].get(), '\n', 10s), "pong\n") << "answered once fds were free";
   EXPECT_EQ(child.counts().accepted, clients.size());
   clients.clear();

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "fixtures/backoff.hpp"
+
 namespace inherited_socket {
 
 void set_close_on_exec(int fd) {
@@ -122,11 +124,7 @@ void Server::do_accept() {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       if (options_.on_accept_error) options_.on_accept_error(ec);
-      retry_.expires_after(std::chrono::milliseconds(50));  // don't spin on EMFILE
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     ++accepted_;
     adopt(socket);

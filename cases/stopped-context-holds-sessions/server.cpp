@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "fixtures/backoff.hpp"
+
 namespace stopped_context {
 
 class session : public std::enable_shared_from_this<session> {
@@ -86,11 +88,7 @@ void Server::do_accept() {
     if (ec == asio::error::operation_aborted) return;
     if (ec) {
       if (options_.on_accept_error) options_.on_accept_error(ec);
-      retry_.expires_after(std::chrono::milliseconds(50));  // don't spin on EMFILE
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     auto s = std::make_shared<session>(std::move(socket));
     manager_.add(s);
