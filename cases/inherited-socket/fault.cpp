@@ -61,8 +61,6 @@ Through spawn_through(const Proxy& proxy, const std::function<void(int)>& then =
   return t;
 }
 
-// Whether process pid has a descriptor for socket inode `inode` (its fd
-// table, which shows a socket the TCP tables no longer list).
 // Reads until `lines` lines have come (nullopt at EOF or after 10 s of silence).
 std::optional<std::string> read_lines(int fd, std::size_t lines) {
   std::string got;
@@ -74,6 +72,8 @@ std::optional<std::string> read_lines(int fd, std::size_t lines) {
   return got;
 }
 
+// Whether process pid has a descriptor for socket inode `inode` (its fd
+// table, which shows a socket the TCP tables no longer list).
 bool holds_inode(pid_t pid, ino_t inode) {
   auto want = "socket:[" + std::to_string(inode) + "]";
   std::error_code ec;
