@@ -224,9 +224,9 @@ class Probe : public LimitedServer {
     auto client = fixtures::connect_tcp("127.0.0.1", server_.endpoint().port());
     fixtures::send_all(client.get(), "ping\n");
     (void)fixtures::read_until(client.get(), '\n', 10s);
-    // A spawn that fails, as one will at EMFILE: its error path runs once
-    // while fds are free (UBSan's first type check of it needs a pipe).
-    Server failing(helpers_, {.helper = {"/nonexistent/closecheck-helper"}});
+    // A spawn that fails, as one will at EMFILE: its PATH search and error
+    // path run once while fds are free (UBSan's first type checks need a pipe).
+    Server failing(helpers_, {.helper = {"closecheck-no-such-helper"}});
     auto asks = fixtures::connect_tcp("127.0.0.1", failing.endpoint().port());
     fixtures::send_all(asks.get(), "spawn\n");
     (void)fixtures::read_to_eof(asks.get(), 10s);
