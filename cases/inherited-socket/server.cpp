@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "fixtures/backoff.hpp"
+
 namespace inherited_socket {
 
 void set_close_on_exec(int fd) {
@@ -99,6 +101,7 @@ Server::Server(Helpers& helpers, Options options)
     : helpers_(helpers),
       options_(std::move(options)),
       acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       endpoint_(acceptor_.local_endpoint()) {
   adopt(acceptor_);
   do_accept();
@@ -108,6 +111,7 @@ Server::Server(Helpers& helpers, Options options)
 Server::~Server() {
   asio::post(io_, [this] {
     acceptor_.close();
+    retry_.cancel();
     io_.stop();  // idle sessions are destroyed with io_, closing their sockets
   });
   thread_.join();
@@ -118,10 +122,13 @@ std::string Server::address() const { return "127.0.0.1:" + std::to_string(endpo
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      adopt(socket);
-      std::make_shared<session>(std::move(socket), helpers_, options_)->start();
+    if (ec) {
+      if (options_.on_accept_error) options_.on_accept_error(ec);
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
+    ++accepted_;
+    adopt(socket);
+    std::make_shared<session>(std::move(socket), helpers_, options_)->start();
     do_accept();
   });
 }

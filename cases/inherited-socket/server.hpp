@@ -6,8 +6,10 @@
 // broken.cpp and fixed.cpp each define adopt(); the rest is shared.
 #pragma once
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +54,9 @@ class Server {
   struct Options {
     std::vector<std::string> helper{"cat"};
     std::size_t max_line = 256;
+    // Called on the server's thread when accept fails (e.g. EMFILE); the
+    // server tries again 50 ms later.
+    std::function<void(const error_code&)> on_accept_error{};
   };
   explicit Server(Helpers& helpers) : Server(helpers, Options{}) {}
   Server(Helpers& helpers, Options options);
@@ -62,6 +67,7 @@ class Server {
   tcp::endpoint endpoint() const { return endpoint_; }
   std::string address() const;  // "127.0.0.1:PORT", as ss shows it
   int listening_fd() { return acceptor_.native_handle(); }
+  std::size_t accepted() const { return accepted_; }  // connections accepted so far
 
  private:
   void do_accept();
@@ -70,6 +76,8 @@ class Server {
   Options options_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
+  std::atomic<std::size_t> accepted_{0};
   tcp::endpoint endpoint_;
   std::thread thread_;
 };

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "fixtures/backoff.hpp"
+
 namespace stopped_context {
 
 class session : public std::enable_shared_from_this<session> {
@@ -64,8 +66,10 @@ std::size_t connection_manager::size() const {
       std::count_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return !w.expired(); }));
 }
 
-Server::Server()
-    : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+Server::Server(Options options)
+    : options_(std::move(options)),
+      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       endpoint_(acceptor_.local_endpoint()) {
   do_accept();
   thread_ = std::thread([this] { io_.run(); });
@@ -82,11 +86,13 @@ void Server::restart() {
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      auto s = std::make_shared<session>(std::move(socket));
-      manager_.add(s);
-      s->start();
+    if (ec) {
+      if (options_.on_accept_error) options_.on_accept_error(ec);
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
+    auto s = std::make_shared<session>(std::move(socket));
+    manager_.add(s);
+    s->start();
     do_accept();
   });
 }

@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -38,7 +39,13 @@ class connection_manager {
 
 class Server {
  public:
-  Server();   // starts
+  struct Options {
+    // Called on the server's thread when accept fails (e.g. EMFILE); the
+    // server tries again 50 ms later.
+    std::function<void(const error_code&)> on_accept_error;
+  };
+  Server() : Server(Options{}) {}  // starts
+  explicit Server(Options options);
   ~Server();  // stops, then destroys the io_context (and the handlers it still holds)
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -58,7 +65,9 @@ class Server {
   void do_accept();
 
   asio::io_context io_;  // first member: destroyed last, after everything that uses it
+  Options options_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;
   connection_manager manager_;
   tcp::endpoint endpoint_;
   std::thread thread_;

@@ -1,0 +1,324 @@
+// stopped-context-holds-sessions under injected faults (label fault): a
+// client served through fixtures::fault::Proxy, then the server stops, then
+// the client resets, half-closes, is cut mid-request, trickles a request, or
+// stalls with answers queued; then the server is restarted or destroyed.
+// These are what a peer does to a connection whose session only a pending
+// handler holds. Fixed: the stop closes the connection at once (the client
+// sees EOF or, with requests unread, an RST) and nothing is left. Broken:
+// the server's socket is asserted exactly (1 TCP socket, its state, local =
+// the server), its missing close is a hang cut by a deadline, and restart()
+// or ~Server releases it. EMFILE: the shared server backs off.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <iterator>
+#include <optional>
+#include <thread>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/fault/expect_emfile.hpp"
+#include "fixtures/fault/fd_limit.hpp"
+#include "fixtures/fault/proxy.hpp"
+#include "scenario.hpp"
+
+using namespace stopped_context;
+using namespace fixtures::fault;
+using namespace std::chrono_literals;
+using closecheck::TcpState;
+
+namespace {
+
+constexpr auto hang = 300ms;  // how long a stopped broken server's close is waited for
+
+// Only the server's sockets count: the client's and the proxy's stay open
+// across the check on purpose (the per-test check sees them closed later).
+closecheck::Options server_side(const Server& server) {
+  closecheck::Options options;
+  options.ignore.push_back([here = here(server)](const closecheck::Fd& fd) {
+    return !fd.socket || fd.socket->local != here;
+  });
+  return options;
+}
+
+// Broken: the session's socket, still owned by its pending handler, in
+// `state`, its peer the proxy (a reset socket has no peer any more); fixed: nothing.
+std::vector<closecheck::Expected> held_after_stop(const Server& server, TcpState state) {
+  if (!broken) return {};
+  auto match = closecheck::tcp(state).local(here(server));
+  return {{1, state == TcpState::close ? match : match.peer("127.0.0.1:*")}};
+}
+
+// The server's socket as the kernel lists it (Recv-Q, Send-Q), if it is open.
+std::optional<closecheck::DiagSocket> server_socket(const Server& server) {
+  for (auto& s : closecheck::sweep(closecheck::state_bit(TcpState::established)))
+    if (s.local == here(server)) return s;
+  return std::nullopt;
+}
+
+bool client_fin_passed(const Stats& s) {
+  for (const auto& e : s.events)
+    if (e.what == What::eof && e.direction == Direction::upstream) return true;
+  return false;
+}
+
+// A client through the proxy that sent `request` and read its answer.
+fixtures::UniqueFd served_through(const Proxy& proxy, const std::string& request = "hello\n") {
+  auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
+  fixtures::send_all(client.get(), request);
+  auto answer = fixtures::read_until(client.get(), '\n', 10s);
+  if (answer != "ok: " + request) throw std::runtime_error("no answer through the proxy: " + answer.value_or(""));
+  return client;
+}
+
+// What the client sees of the stop: fixed, the server's FIN; broken, nothing.
+std::string expected_at_stop() { return broken ? "open" : "eof"; }
+
+// After restart(): every session is gone and a new client is served and released.
+void expect_serves_again(Server& server, const Proxy& proxy, const closecheck::Snapshot& before) {
+  const closecheck::Options patient{.settle = 10s};
+  auto options = server_side(server);
+  options.settle = patient.settle;
+  EXPECT_EQ(closecheck::report(closecheck::find_leaks(before, options)), "");
+  EXPECT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }, patient));
+  EXPECT_TRUE(closecheck::NoLeaks([&] { served_through(proxy, "after restart\n"); }, server_side(server)));
+}
+
+}  // namespace
+
+// The client resets after the stop: the proxy's reset_peer, set once the
+// server is stopped, sends an RST both ways. Broken: the socket goes to CLOSE
+// and stays open, owned; restart() runs the failed read and closes it.
+TEST(StoppedServerFault, ClientResetsWhileStoppedThenRestart) {
+  Server server;
+  Proxy proxy(server.endpoint().port());
+  auto before = closecheck::Snapshot::take();
+  fixtures::UniqueFd client;
+  std::string at_stop;
+  auto verdict = closecheck::expect_leaks(held_after_stop(server, TcpState::close), [&] {
+    client = served_through(proxy);
+    server.stop();
+    at_stop = ending(client.get(), nullptr, broken ? hang : 10s);
+    proxy.set({.upstream = {.reset_peer = 0ms}});
+    ASSERT_TRUE(proxy.wait_fired(What::reset_peer));
+    ASSERT_TRUE(proxy.wait_idle());
+  }, closecheck::Reclaim::keep, server_side(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(at_stop, expected_at_stop());
+  // Both hold the session until restart(): broken, the pending read's handler
+  // (and the socket); fixed, the aborted read's queued handler (no socket).
+  EXPECT_EQ(server.sessions(), 1u);
+  proxy.set({});
+  server.restart();
+  expect_serves_again(server, proxy, before);
+}
+
+// The client half-closes after the stop: its FIN passes through. Broken: the
+// socket sits in CLOSE_WAIT, and the client waits for a FIN until the Server
+// (its io_context, and the handler holding the session) is destroyed.
+TEST(StoppedServerFault, ClientHalfClosesWhileStoppedThenDestroyed) {
+  std::optional<Server> server(std::in_place);
+  Proxy proxy(server->endpoint().port());
+  fixtures::UniqueFd client;
+  std::string at_stop;
+  auto verdict = closecheck::expect_leaks(held_after_stop(*server, TcpState::close_wait), [&] {
+    client = served_through(proxy);
+    server->stop();
+    ::shutdown(client.get(), SHUT_WR);
+    ASSERT_TRUE(proxy.wait(client_fin_passed));
+    at_stop = ending(client.get(), nullptr, broken ? hang : 10s);
+  }, closecheck::Reclaim::keep, server_side(*server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(at_stop, expected_at_stop());
+  server.reset();  // ~io_context destroys the handler, the session, the socket
+  EXPECT_EQ(ending(client.get()), "eof");
+  EXPECT_TRUE(proxy.wait_idle());
+}
+
+// A request cut in the middle after the stop: limit_data lets "hello\naga"
+// through, then a FIN. Broken: CLOSE_WAIT with the half line unread, no
+// answer; after restart() the read ends at EOF and the session closes.
+TEST(StoppedServerFault, ClientCutMidRequestWhileStoppedThenRestart) {
+  Server server;
+  Proxy proxy(server.endpoint().port(), {.upstream = {.limit_data = 9, .limit_cut = Cut::half_close}});
+  auto before = closecheck::Snapshot::take();
+  fixtures::UniqueFd client;
+  std::string got, at_stop;
+  auto verdict = closecheck::expect_leaks(held_after_stop(server, TcpState::close_wait), [&] {
+    client = served_through(proxy);
+    server.stop();
+    at_stop = ending(client.get(), &got, broken ? hang : 10s);
+    fixtures::send_all(client.get(), "again\n");  // fixed: to a closed socket, which resets
+    ASSERT_TRUE(proxy.wait_fired(What::limit_data));
+    if (broken) EXPECT_EQ(ending(client.get(), &got, hang), "open") << "no answer, no close";
+  }, closecheck::Reclaim::keep, server_side(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(at_stop, expected_at_stop());
+  EXPECT_EQ(got, "");
+  server.restart();
+  if (broken) EXPECT_EQ(ending(client.get(), &got), "eof") << "closed at EOF, the half line unanswered";
+  EXPECT_EQ(got, "");
+  client.reset();
+  ASSERT_TRUE(proxy.wait_idle());
+  proxy.set({});
+  expect_serves_again(server, proxy, before);
+}
+
+// A request that trickles (a byte a millisecond) with answers 50 ms late: half
+// of it arrives before the stop, the rest after. Broken: the session, paused,
+// keeps its socket (ESTABLISHED) and answers the whole line after restart();
+// fixed: the stop closes the connection at once, the half line unanswered.
+TEST(StoppedServerFault, TrickledRequestAcrossTheStop) {
+  Server server;
+  Proxy proxy(server.endpoint().port(), {.upstream = {.slice_bytes = 1, .slice_delay = 1ms},
+                                         .downstream = {.latency = 50ms}});
+  auto before = closecheck::Snapshot::take();
+  fixtures::UniqueFd client;
+  std::string got, at_stop;
+  auto verdict = closecheck::expect_leaks(held_after_stop(server, TcpState::established), [&] {
+    client = fixtures::connect_tcp("127.0.0.1", proxy.port());
+    fixtures::send_all(client.get(), "hel");
+    ASSERT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_upstream == 3; }));
+    ASSERT_TRUE(closecheck::eventually([&] {  // the session has read "hel": nothing is unread at the stop
+      auto s = server_socket(server);
+      return server.sessions() == 1 && s && s->recv_q == 0;
+    }));
+    server.stop();
+    at_stop = ending(client.get(), &got, broken ? hang : 10s);
+    if (broken) {
+      fixtures::send_all(client.get(), "lo\n");  // trickles into a stopped server
+      ASSERT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_upstream == 6; }));
+    }
+  }, closecheck::Reclaim::keep, server_side(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(at_stop, expected_at_stop());
+  EXPECT_EQ(got, "");
+  server.restart();
+  if (broken) EXPECT_EQ(fixtures::read_until(client.get(), '\n', 10s), "ok: hello\n") << "answered after restart";
+  client.reset();
+  ASSERT_TRUE(proxy.wait_idle());
+  expect_serves_again(server, proxy, before);
+}
+
+// A zero-window client: the proxy stops reading answers (4 KiB buffers) while
+// the client writes 4,000 requests of 1 KB (4 MB of answers: more than a
+// loopback socket's send buffer); once answers are queued in the server's
+// socket, the server stops. Broken: the socket stays ESTABLISHED,
+// owned by the session's pending operation; the client, reading again, gets
+// what the kernel had queued and then nothing, until restart() delivers every
+// answer in order. Fixed: the stop closes the socket with requests unread,
+// an RST (or a FIN if it had read them all): the client sees the end at once.
+TEST(StoppedServerFault, ZeroWindowClientWithAnswersQueuedAtStop) {
+  constexpr int requests = 4'000;
+  Server server;
+  Proxy proxy(server.endpoint().port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
+  auto before = closecheck::Snapshot::take();
+  fixtures::UniqueFd client;
+  std::thread writer;
+  std::string all, expected;
+  for (int i = 0; i < requests; ++i) {
+    auto line = "request " + std::to_string(i) + " " + std::string(1000, 'x') + "\n";
+    all += line;
+    expected += "ok: " + line;
+  }
+  std::string got, at_stop;
+  auto queued = [&] {  // answers the zero window keeps in the server's send queue
+    auto s = server_socket(server);
+    return s && s->send_q > 0;
+  };
+  auto verdict = closecheck::expect_leaks(held_after_stop(server, TcpState::established), [&] {
+    client = fixtures::connect_tcp("127.0.0.1", proxy.port());
+    writer = std::thread([&, fd = client.get()] {
+      try {
+        fixtures::send_all(fd, all);
+      } catch (const std::exception&) {  // fixed: the stop resets the connection
+      }
+    });
+    ASSERT_TRUE(closecheck::eventually(queued, {.settle = 10s}));
+    server.stop();
+    proxy.set({});  // the client reads again
+    at_stop = ending(client.get(), &got, broken ? hang : 10s);
+  }, closecheck::Reclaim::keep, server_side(server));
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  if (HasFatalFailure()) {  // bounded: a shut-down socket ends the blocked writer
+    ::shutdown(client.get(), SHUT_RDWR);
+    writer.join();
+    return;
+  }
+  if (broken) {
+    EXPECT_EQ(at_stop, "open");
+    EXPECT_LT(got.size(), expected.size()) << "not every answer before restart";
+    server.restart();
+    std::string rest;
+    auto end = std::chrono::steady_clock::now() + 30s;
+    while (got.size() < expected.size() && std::chrono::steady_clock::now() < end) {
+      auto more = fixtures::read_until(client.get(), '\n', 10s);
+      if (!more || more->empty()) break;
+      got += *more;
+    }
+    writer.join();
+    EXPECT_TRUE(got == expected) << "every answer, in order, after restart (" << got.size() << " of "
+                                 << expected.size() << " bytes)";
+    ::shutdown(client.get(), SHUT_WR);
+    EXPECT_EQ(ending(client.get()), "eof");
+  } else {
+    EXPECT_NE(at_stop, "open") << "the stop ends the connection at once";
+    writer.join();
+    server.restart();
+  }
+  client.reset();
+  ASSERT_TRUE(proxy.wait_idle());
+  expect_serves_again(server, proxy, before);
+}
+
+// --- EMFILE ---------------------------------------------------------------
+
+namespace {
+
+class Probe : public LimitedServer {
+ public:
+  Probe() : server_({.on_accept_error = [this](const error_code&) { ++errors_; }}) {}
+  std::uint16_t port() override { return server_.endpoint().port(); }
+  std::size_t accepted() override { return server_.sessions(); }  // every client here stays connected
+  std::size_t accept_errors() override { return errors_; }
+  void warm_up() override {
+    served_client(server_);
+    closecheck::eventually([&] { return server_.sessions() == 0; });
+  }
+
+ private:
+  std::atomic<std::size_t> errors_{0};
+  Server server_;
+};
+
+}  // namespace
+
+// Clients that stay connected exhaust RLIMIT_NOFILE in a forked child,
+// running server. The shared server backs off 50 ms on a failed accept (a
+// bounded count per second, no busy loop); when the first clients close, the
+// running server closes their sessions at EOF in both variants (the bug needs
+// a stop), and the clients that waited in the backlog are answered.
+TEST(StoppedServerFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
+  auto clients = child.fill([](std::uint16_t port) {
+    auto c = fixtures::connect_tcp("127.0.0.1", port);
+    fixtures::send_all(c.get(), "hello\n");
+    return c;
+  }, waiting, 3 * headroom);
+
+  // The first `served` are connected sessions (a descriptor open only for a
+  // moment when the limit was set may have let one more in); the rest wait.
+  auto served = expect_backs_off(child, clients.size(), headroom);
+  ASSERT_LT(served, clients.size());
+  std::vector<fixtures::UniqueFd> first(std::make_move_iterator(clients.begin()),
+                                        std::make_move_iterator(clients.begin() + served));
+  clients.erase(clients.begin(), clients.begin() + served);
+  for (auto& c : first) EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "ok: hello\n");
+  first.clear();  // FIN: the running server ends these sessions
+  for (auto& c : clients)
+    EXPECT_EQ(fixtures::read_until(c.get(), '\n', 10s), "ok: hello\n") << "answered once fds were free";
+  EXPECT_EQ(child.counts().accepted, clients.size()) << "the sessions open now";
+  clients.clear();
+  EXPECT_EQ(child.stop(), 0);
+}
