@@ -66,6 +66,7 @@ Server::Server(Behaviour behaviour)
     : behaviour_(behaviour),
       tls_(ssl::context::tls_server),
       acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       port_(acceptor_.local_endpoint().port()) {
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
@@ -76,6 +77,7 @@ Server::Server(Behaviour behaviour)
 Server::~Server() {
   asio::post(io_, [this] {
     acceptor_.close();
+    retry_.cancel();
     for (auto& weak : sessions_)
       if (auto session = weak.lock()) session->stop();
     kept_.clear();
@@ -85,7 +87,18 @@ Server::~Server() {
 
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec) return;  // closed by the destructor
+    if (!acceptor_.is_open()) return;  // closed by the destructor
+    if (ec) {
+      // EMFILE, say: try again 50 ms later, neither at once (a busy loop)
+      // nor never (a server that stops accepting for good).
+      ++accept_errors_;
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
+    }
+    ++accepted_;
     auto session = std::make_shared<Session>(std::move(socket), *this);
     std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
     sessions_.push_back(session);
