@@ -3,7 +3,7 @@
 // handshake, cuts the close frame's record in the middle, drops the client's
 // close frame, puts an RST where the close_notify or the server's FIN should
 // be, trickles every record, or holds the server's close frame behind a zero
-// window. The bug is in Beast's teardown after a close handshake that
+// window; a server also answers the close with garbage instead of a record. The bug is in Beast's teardown after a close handshake that
 // succeeds, so what matters is whether the close still gets there. Fixed
 // (Boost 1.81): nothing left open. Broken (Boost 1.74): where close() (or
 // read()'s `closed`) succeeds, the client's socket is asserted (count, TCP
@@ -171,6 +171,21 @@ TEST(BeastWsSslTeardownFault, ClientsCloseFrameCutInTheMiddle) {
     ec = client.close();
   }, client_side(proxy, server)));
   EXPECT_TRUE(ec) << "an error, not success";
+  EXPECT_FALSE(client.tcp_open());
+}
+
+// Garbage where the server's close frame should be: bytes that are not a TLS
+// record. close() fails with an SSL error; the client closes. Clean in both.
+TEST(BeastWsSslTeardownFault, GarbageInsteadOfTheCloseFrame) {
+  Server server(Server::Behaviour::garbage);
+  Proxy proxy(server.port());
+  Client client;
+  error_code ec;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    ASSERT_FALSE(client.connect(proxy.port()));
+    ec = client.close();
+  }, client_side(proxy, server)));
+  EXPECT_EQ(ec.category(), asio::error::get_ssl_category()) << ec.message();
   EXPECT_FALSE(client.tcp_open());
 }
 

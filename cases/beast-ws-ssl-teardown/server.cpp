@@ -18,6 +18,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
         if (ec) return;
         if (self->server_.behaviour_ == Behaviour::never_answers_close)
           return self->server_.kept_.push_back(self);  // holds the stream, never reads
+        if (self->server_.behaviour_ == Behaviour::garbage) return self->send_garbage();
         self->do_read();
       });
     });
@@ -49,6 +50,14 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  void send_garbage() {
+    tcp_socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      asio::async_write(self->tcp_socket(), asio::buffer(garbage_, sizeof garbage_ - 1),
+                        [self](error_code, std::size_t) { self->server_.kept_.push_back(self); });
+    });
+  }
+
   void closed() {
     ++server_.closed_;
     if (server_.behaviour_ == Behaviour::keep_closed) server_.kept_.push_back(shared_from_this());
@@ -56,6 +65,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   static constexpr char not_tls_[] = "this is not TLS\r\n";
+  static constexpr char garbage_[] = "this is not a TLS record\r\n";
   wss_stream ws_;
   Server& server_;
   beast::flat_buffer buffer_;

@@ -29,6 +29,9 @@ class Server {
     never_answers_close,
     // Not TLS: writes a plain-text line and closes.
     not_tls,
+    // Upgrades, then answers the client's next bytes (its close frame) with
+    // bytes that are not a TLS record, under the TLS layer; keeps the connection.
+    garbage,
   };
 
   explicit Server(Behaviour behaviour = Behaviour::echo);
