@@ -64,14 +64,17 @@ bool held_by_a_zero_window(const Server& server) {
 
 }  // namespace
 
-// The ClientHello cut after 100 bytes, by a FIN, an RST or a half-close: the
-// handshake fails, the server closes. No session, no shutdown: clean in both.
-TEST(AsioSslShutdownHangFault, HandshakeCutInTheClientHello) {
+// The handshake cut by a FIN, an RST or a half-close, `after` bytes into one
+// direction: the handshake fails, the server closes. No session, no
+// shutdown: clean in both.
+void handshake_cut(fixtures::fault::Direction direction, std::size_t after) {
   Server server;
   std::size_t cuts = 0;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     for (auto cut : {Cut::close, Cut::reset, Cut::half_close}) {
-      Proxy proxy(server.port(), {.upstream = {.limit_data = 100, .limit_cut = cut}});
+      fixtures::fault::Faults faults;
+      faults[direction] = {.limit_data = after, .limit_cut = cut};
+      Proxy proxy(server.port(), faults);
       EXPECT_THROW(Peer{proxy.port()}, ftp_tls::FtpError) << to_string(cut);
       ++cuts;
       EXPECT_TRUE(server.wait_for([&](const Stats& s) { return s.handshake_failures == cuts; })) << to_string(cut);
@@ -79,25 +82,15 @@ TEST(AsioSslShutdownHangFault, HandshakeCutInTheClientHello) {
     }
   }, server_side_only(server)));
   EXPECT_EQ(server.stats().handshakes, 0u);
-  EXPECT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
-}
-
-// The same in the other direction: the server's first flight cut after 50 bytes.
-TEST(AsioSslShutdownHangFault, HandshakeCutInTheServerHello) {
-  Server server;
-  std::size_t cuts = 0;
-  EXPECT_TRUE(closecheck::NoLeaks([&] {
-    for (auto cut : {Cut::close, Cut::reset, Cut::half_close}) {
-      Proxy proxy(server.port(), {.downstream = {.limit_data = 50, .limit_cut = cut}});
-      EXPECT_THROW(Peer{proxy.port()}, ftp_tls::FtpError) << to_string(cut);
-      ++cuts;
-      EXPECT_TRUE(server.wait_for([&](const Stats& s) { return s.handshake_failures == cuts; })) << to_string(cut);
-      EXPECT_TRUE(proxy.wait_idle()) << to_string(cut);
-    }
-  }, server_side_only(server)));
   EXPECT_EQ(server.stats().shutdowns_started, 0u);
   EXPECT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
 }
+
+// In the ClientHello, after 100 bytes.
+TEST(AsioSslShutdownHangFault, HandshakeCutInTheClientHello) { handshake_cut(fixtures::fault::Direction::upstream, 100); }
+
+// In the server's first flight, after 50 bytes.
+TEST(AsioSslShutdownHangFault, HandshakeCutInTheServerHello) { handshake_cut(fixtures::fault::Direction::downstream, 50); }
 
 // The peer reads the close_notify and closes its TCP; the network turns its
 // FIN into an RST (on_eof: reset). The pending read takes the RST, the
