@@ -26,20 +26,31 @@ using closecheck::TcpState;
 // pending. What it does when the server's close_notify comes is up to the test.
 class Peer {
  public:
-  explicit Peer(const Server& server)
+  explicit Peer(const Server& server) : Peer(server.port()) {}
+  // Through a proxy, say: the server at `port`.
+  explicit Peer(std::uint16_t port) : Peer(fixtures::connect_tcp("127.0.0.1", port)) {}
+  // On a connection already made (a client waiting in the backlog).
+  explicit Peer(fixtures::UniqueFd fd, std::chrono::milliseconds timeout = std::chrono::seconds(10))
       : ctx_((ftp_tls::ignore_sigpipe(), ftp_tls::client_context(CLOSECHECK_TEST_CA))),
-        channel_(fixtures::connect_tcp("127.0.0.1", server.port()), std::chrono::seconds(10)),
+        channel_(std::move(fd), timeout),
         address_(channel_.local_address()) {
     channel_.start_tls(ctx_.get());
-    channel_.write_all("hello\n");
+    if (auto answer = exchange("hello\n"); answer != "ok: hello\n")
+      throw std::runtime_error("unexpected answer: " + answer);
+  }
+
+  // Sends one line, returns the server's answer line.
+  std::string exchange(const std::string& line) {
+    channel_.write_all(line);
     std::string answer;
     while (answer.find('\n') == std::string::npos) {
       auto more = channel_.read_some();
       if (more.empty()) throw std::runtime_error("the server closed before answering");
       answer += more;
     }
-    if (answer != "ok: hello\n") throw std::runtime_error("unexpected answer: " + answer);
+    return answer;
   }
+  ftp_tls::Channel& channel() { return channel_; }
 
   const std::string& address() const { return address_; }  // "127.0.0.1:40000"
   int fd() const { return channel_.fd(); }
@@ -93,8 +104,8 @@ inline bool shutdowns_end(const Server& server, std::size_t n, std::chrono::mill
 // The canonical scenario (Icinga 2's pile-up): the server ends the session;
 // the peer reads the close_notify and closes its TCP without sending one
 // back. Returns the peer's address.
-inline std::string peer_closes_without_close_notify(Server& server) {
-  Peer peer(server);
+inline std::string peer_closes_without_close_notify(Server& server, std::uint16_t port = 0) {
+  Peer peer(port ? port : server.port());  // port: a proxy in front of the server
   server.disconnect_all();
   if (!peer.close_notify_arrived() || !peer.read_close_notify())
     throw std::runtime_error("no close_notify from the server");

@@ -44,8 +44,10 @@ void session::do_write() {
   asio::async_write(stream_, asio::buffer(reply_), [this, self = shared_from_this()](error_code ec, std::size_t) {
     busy_ = false;
     if (ec) return close();
+    server_.record([](Stats& s) { ++s.replies; });
     do_read();
     if (stopping_) shut_down();  // deferred by disconnect()
+    else if (reply_ == "ok: quit\n") disconnect();  // the client asked: the server ends the session
   });
 }
 
@@ -73,6 +75,7 @@ Server::Server(Options options)
     : options_(std::move(options)),
       tls_(ssl::context::tls_server),
       acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       endpoint_(acceptor_.local_endpoint()) {
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
@@ -83,6 +86,7 @@ Server::Server(Options options)
 Server::~Server() {
   asio::post(io_, [this] {
     acceptor_.close();
+    retry_.cancel();
     for (auto& s : live()) s->close();
   });
   thread_.join();
@@ -93,15 +97,24 @@ std::string Server::address() const { return "127.0.0.1:" + std::to_string(port(
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
     if (!acceptor_.is_open()) return;
-    if (!ec) {
-      auto s = std::make_shared<session>(std::move(socket), *this);
-      {
-        std::lock_guard lock(mutex_);
-        std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
-        sessions_.push_back(s);
-      }
-      s->start();
+    if (ec) {
+      // EMFILE, say: try again 50 ms later, not at once (a busy loop on a
+      // listener that stays readable while no descriptor is free).
+      record([](Stats& s) { ++s.accept_errors; });
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
     }
+    record([](Stats& s) { ++s.accepted; });
+    auto s = std::make_shared<session>(std::move(socket), *this);
+    {
+      std::lock_guard lock(mutex_);
+      std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+      sessions_.push_back(s);
+    }
+    s->start();
     do_accept();
   });
 }

@@ -6,7 +6,9 @@
 // must notice messages and disconnects (Icinga 2's JSON-RPC connections do).
 // disconnect_all() ends every session the way the server ends one itself (a
 // reload, a dead client): a TLS shutdown, started while that read is pending,
-// then close. broken.cpp and fixed.cpp define the shutdown; the rest is shared.
+// then close; a client's line "quit" makes the server end that one session
+// the same way, after its answer. broken.cpp and fixed.cpp define the
+// shutdown; the rest is shared.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -31,7 +33,9 @@ using boost::system::error_code;
 
 // What the sessions did, for the tests.
 struct Stats {
+  std::size_t accepted = 0, accept_errors = 0;  // accept_errors: EMFILE, say (the server retries 50 ms later)
   std::size_t handshakes = 0, handshake_failures = 0, shutdowns_started = 0;
+  std::size_t replies = 0;                 // answers written (to the kernel: not necessarily delivered)
   std::vector<error_code> reads_ended;     // how each session's read ended
   std::vector<error_code> shutdowns_done;  // how each async_shutdown completed
 };
@@ -97,6 +101,7 @@ class Server {
   ssl::context tls_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;  // the accept's back-off after an error
   tcp::endpoint endpoint_;
   fixtures::Watched<Stats> stats_;
   mutable std::mutex mutex_;  // sessions_

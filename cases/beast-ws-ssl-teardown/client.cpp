@@ -19,7 +19,17 @@ error_code Client::run(const std::function<void(std::function<void(error_code)>)
   io_.restart();
   start([&](error_code ec) { result = ec; });
   io_.run_for(2 * deadline_);  // Beast's own timeout (deadline_) fires first
-  if (result) return *result;
+  if (result) {
+    // Beast closes the socket itself only when its own timeout fires; after
+    // any other failure (a reset, a cut record) the socket is the caller's.
+    // Not after websocket::error::closed: that is the close done, and its
+    // teardown is what the variants differ in.
+    if (*result && *result != websocket::error::closed) {
+      error_code ignored;
+      beast::get_lowest_layer(*ws_).close(ignored);
+    }
+    return *result;
+  }
   // The peer did not answer: give up on the connection, let the operation finish.
   error_code ignored;
   beast::get_lowest_layer(*ws_).close(ignored);

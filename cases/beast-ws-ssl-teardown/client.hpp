@@ -4,7 +4,9 @@
 //
 // Every call runs Beast's asynchronous operation on the client's own
 // io_context for at most `deadline`; a peer that does not answer in time gets
-// its connection closed and the call returns asio::error::timed_out.
+// its connection closed and the call returns asio::error::timed_out. A call
+// that fails closes the connection too (Beast does so only on its own
+// timeout); websocket::error::closed from read() is not a failure.
 #pragma once
 
 #include <chrono>

@@ -18,6 +18,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
         if (ec) return;
         if (self->server_.behaviour_ == Behaviour::never_answers_close)
           return self->server_.kept_.push_back(self);  // holds the stream, never reads
+        if (self->server_.behaviour_ == Behaviour::garbage) return self->send_garbage();
         self->do_read();
       });
     });
@@ -49,6 +50,14 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  void send_garbage() {
+    tcp_socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      asio::async_write(self->tcp_socket(), asio::buffer(garbage_, sizeof garbage_ - 1),
+                        [self](error_code, std::size_t) { self->server_.kept_.push_back(self); });
+    });
+  }
+
   void closed() {
     ++server_.closed_;
     if (server_.behaviour_ == Behaviour::keep_closed) server_.kept_.push_back(shared_from_this());
@@ -56,6 +65,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   static constexpr char not_tls_[] = "this is not TLS\r\n";
+  static constexpr char garbage_[] = "this is not a TLS record\r\n";
   wss_stream ws_;
   Server& server_;
   beast::flat_buffer buffer_;
@@ -66,6 +76,7 @@ Server::Server(Behaviour behaviour)
     : behaviour_(behaviour),
       tls_(ssl::context::tls_server),
       acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+      retry_(io_),
       port_(acceptor_.local_endpoint().port()) {
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
@@ -76,6 +87,7 @@ Server::Server(Behaviour behaviour)
 Server::~Server() {
   asio::post(io_, [this] {
     acceptor_.close();
+    retry_.cancel();
     for (auto& weak : sessions_)
       if (auto session = weak.lock()) session->stop();
     kept_.clear();
@@ -85,7 +97,18 @@ Server::~Server() {
 
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec) return;  // closed by the destructor
+    if (!acceptor_.is_open()) return;  // closed by the destructor
+    if (ec) {
+      // EMFILE, say: try again 50 ms later, neither at once (a busy loop)
+      // nor never (a server that stops accepting for good).
+      ++accept_errors_;
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) do_accept();
+      });
+      return;
+    }
+    ++accepted_;
     auto session = std::make_shared<Session>(std::move(socket), *this);
     std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
     sessions_.push_back(session);

@@ -29,6 +29,9 @@ class Server {
     never_answers_close,
     // Not TLS: writes a plain-text line and closes.
     not_tls,
+    // Upgrades, then answers the client's next bytes (its close frame) with
+    // bytes that are not a TLS record, under the TLS layer; keeps the connection.
+    garbage,
   };
 
   explicit Server(Behaviour behaviour = Behaviour::echo);
@@ -37,6 +40,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   std::uint16_t port() const { return port_; }
+  std::size_t accepted() const { return accepted_; }
+  std::size_t accept_errors() const { return accept_errors_; }  // EMFILE, say: retried 50 ms later
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Sessions whose WebSocket has been closed (close handshake done, teardown run).
   int closed_sessions() const { return closed_; }
@@ -50,10 +55,12 @@ class Server {
   asio::io_context io_;
   ssl::context tls_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;  // the accept's back-off after an error
   std::uint16_t port_;
   std::vector<std::weak_ptr<Session>> sessions_;  // the server's thread only
   std::vector<std::shared_ptr<Session>> kept_;    // keep_closed: closed sessions held until stop
   std::atomic<int> closed_{0};
+  std::atomic<std::size_t> accepted_{0}, accept_errors_{0};
   std::thread thread_;
 };
 
