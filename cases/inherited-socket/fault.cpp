@@ -27,8 +27,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto hang = 300ms;  // how long a FIN that cat holds back is waited for
-
 // How the server's close looks from the client while the helper lives.
 std::string expected_close() { return broken ? "open" : "eof"; }
 

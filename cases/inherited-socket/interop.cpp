@@ -23,7 +23,7 @@ TEST(InheritedSocketInterop, SocatWaitsForTheFinWhileTheHelperLives) {
     // socat's half-close (FIN) reached a socket that only the helper holds.
     auto verdict = expect_held_by(helper, {{TcpState::close_wait, server.address(), "127.0.0.1:*"}});
     EXPECT_TRUE(verdict.ok) << verdict.message;
-    EXPECT_EQ(socat.wait(1s), std::nullopt) << "socat saw a FIN although the helper holds the socket";
+    EXPECT_EQ(socat.wait(hang), std::nullopt) << "socat saw a FIN although the helper holds the socket";
     EXPECT_TRUE(helpers.release());
   }
   auto done = socat.wait(20s);

@@ -7,6 +7,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@
 namespace inherited_socket {
 
 inline constexpr bool broken = CLOSECHECK_BROKEN;
+// How long a FIN that the helper holds back is waited for (the broken
+// variant): the fixed one sends it at once.
+inline constexpr std::chrono::milliseconds hang{300};
 using closecheck::TcpState;
 
 // Every state that a socket with a descriptor can be in.

@@ -43,7 +43,7 @@ TEST(InheritedSocket, PeerSeesNoEofWhileTheHelperLives) {
     auto held = held_by(s.helper);
     ASSERT_EQ(held.size(), 1u);
     EXPECT_EQ(held[0].command, "cat");
-    EXPECT_EQ(fixtures::read_to_eof(s.client.get(), 1s), std::nullopt) << "EOF although the helper lives";
+    EXPECT_EQ(fixtures::read_to_eof(s.client.get(), hang), std::nullopt) << "EOF although the helper lives";
     EXPECT_TRUE(helpers.release());  // reclaim: end the helper
   }
   EXPECT_EQ(fixtures::read_to_eof(s.client.get(), 10s), "");
@@ -67,7 +67,7 @@ TEST(InheritedSocket, ListeningPortStaysBoundAfterTheServerStops) {
     EXPECT_EQ(rebind(port), asio::error::address_in_use);
     auto late = fixtures::connect_tcp("127.0.0.1", port);  // the kernel completes the handshake
     fixtures::send_all(late.get(), "ping\n");
-    EXPECT_FALSE(fixtures::wait_readable(late.get(), 1s)) << "an answer from a stopped server";
+    EXPECT_FALSE(fixtures::wait_readable(late.get(), hang)) << "an answer from a stopped server";
     EXPECT_TRUE(helpers.release());
     EXPECT_EQ(fixtures::read_until(late.get(), '\n', 10s), "");  // the helper's exit resets it
   } else {
@@ -93,7 +93,7 @@ TEST(InheritedSocket, EveryConnectionOpenAtSpawnIsInherited) {
   if (broken) expected.push_back({TcpState::established, address, idle_address});
   auto verdict = expect_held_by(s.helper, expected);
   EXPECT_TRUE(verdict.ok) << verdict.message;
-  if (broken) EXPECT_EQ(fixtures::read_to_eof(idle.get(), 1s), std::nullopt);
+  if (broken) EXPECT_EQ(fixtures::read_to_eof(idle.get(), hang), std::nullopt);
   EXPECT_TRUE(helpers.release());
   EXPECT_EQ(fixtures::read_to_eof(idle.get(), 10s), "");
 }
