@@ -85,7 +85,7 @@ void Server::restart() {
 
 void Server::do_accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       if (options_.on_accept_error) options_.on_accept_error(ec);
       return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
