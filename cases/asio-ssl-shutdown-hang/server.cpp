@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "fixtures/backoff.hpp"
+
 namespace asio_ssl_shutdown_hang {
 
 namespace {
@@ -101,11 +103,7 @@ void Server::do_accept() {
       // EMFILE, say: try again 50 ms later, not at once (a busy loop on a
       // listener that stays readable while no descriptor is free).
       record([](Stats& s) { ++s.accept_errors; });
-      retry_.expires_after(std::chrono::milliseconds(50));
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     record([](Stats& s) { ++s.accepted; });
     auto s = std::make_shared<session>(std::move(socket), *this);

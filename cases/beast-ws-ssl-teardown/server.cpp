@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include "fixtures/backoff.hpp"
+
 namespace beast_ws_ssl_teardown {
 
 class Server::Session : public std::enable_shared_from_this<Session> {
@@ -102,11 +104,7 @@ void Server::do_accept() {
       // EMFILE, say: try again 50 ms later, neither at once (a busy loop)
       // nor never (a server that stops accepting for good).
       ++accept_errors_;
-      retry_.expires_after(std::chrono::milliseconds(50));
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     ++accepted_;
     auto session = std::make_shared<Session>(std::move(socket), *this);

@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include "fixtures/backoff.hpp"
+
 namespace close_wait_server {
 
 void connection_manager::start(std::shared_ptr<session_base> s) {
@@ -55,11 +57,8 @@ void Server::do_accept() {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       if (options_.on_accept_error) options_.on_accept_error(ec);
-      retry_.expires_after(std::chrono::milliseconds(50));  // don't spin on EMFILE
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      // Don't spin on EMFILE: try again 50 ms later.
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     manager_.start(make_session(std::move(socket), manager_));
     do_accept();

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fixtures/backoff.hpp"
+
 namespace dropped_task {
 
 Connection::Connection(tcp::socket socket, Loop& loop, Registry& registry)
@@ -235,11 +237,7 @@ void Server::do_accept() {
     if (ec) {  // EMFILE, ENFILE, ENOBUFS...: back off instead of spinning on accept
       ++accept_errors_;
       if (options_.on_accept_error) options_.on_accept_error(ec);
-      retry_.expires_after(std::chrono::milliseconds(50));
-      retry_.async_wait([this](error_code wait_ec) {
-        if (!wait_ec) do_accept();
-      });
-      return;
+      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
     }
     ++accepted_;
     auto c = std::make_shared<Connection>(std::move(socket), loop_, connections_);
