@@ -61,7 +61,8 @@ inline int highest_fd() {
 
 // The child: starts the server, fills its descriptor table, sends its port,
 // then answers each command byte from the parent with one line of Stats:
-// 's' only reports, 'r' first frees the filler descriptors, 'f' fills the
+// 's' only reports, 'r' first frees the filler descriptors (and returns once
+// the server's thread is past any failed accept), 'f' fills the
 // table again (the sessions open by then keep theirs). Exits when the
 // parent closes its end.
 inline int serve_with_a_full_table(int to_parent, int from_parent) {
@@ -87,7 +88,10 @@ inline int serve_with_a_full_table(int to_parent, int from_parent) {
   if (write(to_parent, line.data(), line.size()) < 0) return 5;
   char command;
   while (read(from_parent, &command, 1) == 1) {
+    // After freeing the fillers, wait out the handler that may be running: the
+    // reserve's drain closes whatever connects while it runs, room or not.
     if (command == 'r') fillers.clear();
+    if (command == 'r' && !server.settle()) return 6;
     if (command == 'f' && !fill()) return 4;
     line = std::to_string(server.failed_accepts()) + " " + std::to_string(server.accepted()) + " " +
            std::to_string(cpu_time().count()) + "\n";

@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -45,6 +47,15 @@ Server::~Server() {
   io_.stop();
   thread_.join();
   // The sessions' handlers, and with them their sockets, are destroyed with io_.
+}
+
+bool Server::settle() {
+  auto done = std::make_shared<std::promise<void>>();
+  auto ran = done->get_future();
+  // Two rounds: a completion the running handler queues (an accept it tried
+  // before the call) runs before the second.
+  asio::post(io_, [this, done] { asio::post(io_, [done] { done->set_value(); }); });
+  return ran.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
 }
 
 void Server::start_session(tcp::socket socket) {

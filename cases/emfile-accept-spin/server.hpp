@@ -31,6 +31,10 @@ class Server {
   tcp::endpoint endpoint() const { return endpoint_; }
   std::uint64_t failed_accepts() const { return failed_accepts_; }
   std::uint64_t accepted() const { return accepted_; }
+  // Returns once the server's thread has run every handler that was ready
+  // before the call (false if it has not within 10 s): an accept that failed
+  // before then, and what the variant did about it, is over.
+  bool settle();
 
  private:
   void do_accept();  // defined by the variant
