@@ -1,13 +1,10 @@
 #include "support.hpp"
 
 #include <fcntl.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,6 +19,7 @@
 #include <stdexcept>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/netns.hpp"
 
 extern char** environ;
 
@@ -114,23 +112,13 @@ std::unique_ptr<HostSockets>& current_host() {
 std::string enter_private_netns() {
   if (const char* e = std::getenv("CLOSECHECK_BENCH_NETNS"); e && std::strcmp(e, "host") == 0)
     return "host network namespace (CLOSECHECK_BENCH_NETNS=host)";
-  std::string how = "unshare(CLONE_NEWNET)";
-  if (unshare(CLONE_NEWNET) != 0) {
-    how = "unshare(CLONE_NEWUSER|CLONE_NEWNET)";
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0)
-      return std::string("host network namespace (no private one: ") + std::strerror(errno) + ")";
-  }
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ifreq ifr{};
-  std::strcpy(ifr.ifr_name, "lo");
-  bool up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
-            (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
-  if (s >= 0) close(s);
-  if (!up) throw std::runtime_error("private network namespace: cannot bring lo up");
+  std::string error;
+  auto how = closecheck::enter_private_network(&error);
+  if (!how) return "host network namespace (" + error + ")";
   // Every run of a leaky program leaves its client ends in TIME_WAIT for 60 s,
   // which would grow /proc/net/tcp between benchmarks. Here they are dropped.
   std::ofstream("/proc/sys/net/ipv4/tcp_max_tw_buckets") << 0;
-  return "private network namespace (" + how + "), loopback only, tcp_max_tw_buckets=0";
+  return "private network namespace (" + *how + "), loopback only, tcp_max_tw_buckets=0";
 }
 
 HostSockets::HostSockets(int sockets) : sockets_(sockets) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest-spi.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,7 @@
 #include <thread>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/netns.hpp"
 
 namespace cc = closecheck;
 using cc::Kind;
@@ -401,6 +403,42 @@ TEST(Sweep, FindsAChildsCloseWaitSocket) {
   EXPECT_EQ(found[0].socket.peer, tcp.client_addr);
   EXPECT_EQ(found[0].socket.state, TcpState::close_wait);
   EXPECT_NE(cc::describe(found[0]).find("CLOSE_WAIT"), std::string::npos);
+}
+
+// In a private network namespace, a port held outside is free: a connect to
+// it is refused and it can be bound; and loopback works there.
+TEST(PrivateNetwork, IsolatesPortsAndHasLoopback) {
+  Tcp tcp;
+  sockaddr_in held{};
+  socklen_t len = sizeof held;
+  ASSERT_EQ(getsockname(tcp.listener, reinterpret_cast<sockaddr*>(&held), &len), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string why;
+    if (!cc::enter_private_network(&why)) _exit(2);
+    auto* a = reinterpret_cast<sockaddr*>(&held);
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(probe, a, len) == 0 || errno != ECONNREFUSED) _exit(3);
+    int again = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(again, a, len) != 0 || listen(again, 1) != 0) _exit(4);
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    _exit(connect(client, a, len) == 0 ? 0 : 5);
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  ASSERT_GE(pidfd, 0);
+  pollfd p{pidfd, POLLIN, 0};
+  bool exited = poll(&p, 1, 10'000) == 1;
+  if (!exited) kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(pidfd);
+  ASSERT_TRUE(exited) << "the child did not finish in 10 s";
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 2) GTEST_SKIP() << "no private network namespace here";
+  EXPECT_NE(WEXITSTATUS(status), 3) << "the port held outside was reachable";
+  EXPECT_NE(WEXITSTATUS(status), 4) << "the port held outside could not be bound";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "loopback does not work in the namespace";
 }
 
 // Recv-Q as ss prints it: bytes that arrived and nobody has read.
