@@ -5,6 +5,7 @@
 #include <list>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/netns.hpp"
 #include "scenario.hpp"
 
 using namespace beast_ws_ssl_teardown;
@@ -113,6 +114,9 @@ TEST(BeastWsSslTeardownBadInput, ServerThatIsNotTls) {
 }
 
 TEST(BeastWsSslTeardownBadInput, NothingListening) {
+  // The released port must stay free: no other test may take it meanwhile.
+  std::string why;
+  if (!closecheck::enter_private_network(&why)) GTEST_SKIP() << why;
   std::uint16_t port;
   {
     Server gone;  // a port that was just free: bound, then released

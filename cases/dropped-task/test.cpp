@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/netns.hpp"
 #include "scenario.hpp"
 
 using namespace dropped_task;
@@ -212,6 +213,9 @@ TEST(DroppedTask, ConnectionClosedWhileTasksInFlight) {
 // No task involved: the forward's connect fails and is answered directly,
 // the same in both variants.
 TEST(DroppedTask, ForwardToAClosedPort) {
+  // The closed port must stay closed: no other test may take it meanwhile.
+  std::string why;
+  if (!closecheck::enter_private_network(&why)) GTEST_SKIP() << why;
   Server server;
   std::uint16_t closed_port = Target().port();  // listened on, then closed
   EXPECT_TRUE(closecheck::NoLeaks([&] {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/netns.hpp"
 #include "fixtures/http/fault_peer.hpp"
 #include "fixtures/http/server.hpp"
 #include "scenario.hpp"
@@ -183,6 +184,9 @@ TEST(PerLoopClientLeak, ServerNeverAnswersUntilTheDeadline) {
 }
 
 TEST(PerLoopClientLeak, NobodyListens) {
+  // The freed port must stay free: no other test may take it meanwhile.
+  std::string why;
+  if (!closecheck::enter_private_network(&why)) GTEST_SKIP() << why;
   std::uint16_t port;
   {
     fixtures::http::FaultPeer gone(fixtures::http::Fault::close_early);
