@@ -210,11 +210,12 @@ TEST(AsioSslShutdownHangFault, CloseNotifyBehindAZeroWindow) {
     while (!held_by_a_zero_window(server) && lines < 2000) {
       peer->channel().write_all(line);
       ++lines;
-      ASSERT_TRUE(server.wait_for([&](const Stats& s) { return s.replies == lines + 1; }));
+      ASSERT_TRUE(server.wait_for([&](const Stats& s) { return s.replies == lines + 1; }))
+          << "answer " << lines << " not written in 10 s";
     }
     ASSERT_TRUE(held_by_a_zero_window(server)) << lines << " answers and the window is still open";
     server.disconnect_all();
-    if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, 10s));
+    if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, 10s)) << "no shutdown ended in 10 s";
   }, Reclaim::keep, server_side_only(server));
   EXPECT_TRUE(verdict.ok) << verdict.message;
   EXPECT_EQ(shutdowns_end(server, 1, past_the_deadline), !broken);
@@ -233,7 +234,7 @@ TEST(AsioSslShutdownHangFault, CloseNotifyBehindAZeroWindow) {
       for (const auto& s : closecheck::sweep(closecheck::state_bit(TcpState::close_wait)))
         if (s.local == server.address()) return true;
       return false;
-    }));
+    })) << "the stuck socket never reached CLOSE_WAIT";
   }
 }
 
