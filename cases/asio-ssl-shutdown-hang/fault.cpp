@@ -230,11 +230,13 @@ TEST(AsioSslShutdownHangFault, CloseNotifyBehindAZeroWindow) {
   EXPECT_TRUE(got == expected) << "every answer, in order, then the close_notify";
   peer->close_tcp();  // no close_notify back: broken, the FIN puts the stuck socket in CLOSE_WAIT
   if (broken) {
+    std::string seen;
     EXPECT_TRUE(closecheck::eventually([&] {
-      for (const auto& s : closecheck::sweep(closecheck::state_bit(TcpState::close_wait)))
-        if (s.local == server.address()) return true;
-      return false;
-    })) << "the stuck socket never reached CLOSE_WAIT";
+      seen.clear();
+      for (const auto& s : closecheck::sweep(~0u))
+        if (s.local == server.address()) (seen += " ") += closecheck::to_string(s.state);
+      return seen.find("CLOSE_WAIT") != std::string::npos;
+    }, {.settle = 10s})) << "the stuck socket never reached CLOSE_WAIT; the server's sockets:" << seen;
   }
 }
 
