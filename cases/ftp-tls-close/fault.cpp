@@ -233,18 +233,16 @@ TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
 }
 
 // The upstream trigger with 20 ms of latency each way. The client's last
-// handshake flight is then still on its way when auth_tls() returns, and a
-// TLS shutdown during the handshake fails and closes (no leak even when
-// broken): a NOOP's answer shows the server has finished the handshake.
+// handshake flight is then still on its way for 20 ms when auth_tls()
+// returns, and a TLS shutdown during the handshake fails and closes (no leak
+// even when broken): idle_tls_client() waits for the server's side of it.
 TEST(FtpTlsCloseFault, IdleTlsClientBehindLatency) {
   Site site;
   Server server({.root = site.root()});
   Proxy proxy(server.port(), {.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}});
   std::optional<Client> client;
   auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
-    client.emplace(client_of(proxy.port()));
-    client->auth_tls();
-    EXPECT_EQ(client->command("NOOP").code, 200);
+    client.emplace(idle_tls_client(server, proxy.port()));
     stop_within(server);
   }, Reclaim::close, server_side_only(server));
   EXPECT_TRUE(verdict.ok) << verdict.message;

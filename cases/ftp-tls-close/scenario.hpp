@@ -62,10 +62,18 @@ class Site {
 };
 
 // The upstream trigger's client: it connects, does AUTH TLS (verifying the
-// server against the test CA), and then sits there, reading nothing.
-inline ftp_tls::Client idle_tls_client(const ftp_tls::Server& server) {
-  ftp_tls::Client client(server.port());
+// server against the test CA), and then sits there, reading nothing. Returns
+// once the server has finished its side of the handshake too: the client's
+// side ends when it sends its Finished, the server's when it has read it, and
+// a server stopped in between meets a handshake (which any close ends), not
+// the TLS session whose shutdown is the bug. `port`: where the client
+// connects, if not to the server itself (a proxy in front of it).
+inline ftp_tls::Client idle_tls_client(const ftp_tls::Server& server, std::uint16_t port = 0) {
+  const auto secured = server.stats().secured;
+  ftp_tls::Client client(port ? port : server.port());
   client.auth_tls();
+  if (!server.wait_for([&](const ftp_tls::ServerStats& s) { return s.secured > secured; }))
+    throw ftp_tls::FtpError("the server never finished the AUTH TLS handshake");
   return client;
 }
 
