@@ -1,8 +1,10 @@
 #include "server.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 
 #include "fixtures/backoff.hpp"
@@ -23,6 +25,13 @@ bool close_on_exec(int fd) {
 
 pid_t Helpers::start(const std::vector<std::string>& argv) {
   auto p = std::make_unique<fixtures::Process>(argv);
+  // posix_spawn() returns while the child is still in its exec, holding a copy
+  // of every descriptor, close-on-exec ones too, until the exec closes them. A
+  // line echoed back shows the helper's program runs, holding only what it
+  // inherited.
+  if (::write(p->stdin_fd(), "\n", 1) != 1 ||
+      fixtures::read_until(p->stdout_fd(), '\n', std::chrono::seconds(10)) != "\n")
+    throw std::runtime_error("the helper " + argv[0] + " did not echo a line from its stdin (as cat does)");
   pid_t pid = p->pid();
   std::lock_guard lock(mutex_);
   running_.push_back(std::move(p));

@@ -38,7 +38,9 @@ bool close_on_exec(int fd);
 // Outlives the server, as a helper started by a server outlives the request.
 class Helpers {
  public:
-  pid_t start(const std::vector<std::string>& argv);  // throws if it can't
+  // Returns once the helper runs; it must echo its stdin, as cat does. Throws
+  // if it can't start or does not echo.
+  pid_t start(const std::vector<std::string>& argv);
   std::vector<pid_t> pids() const;
   // Closes every helper's stdin and waits for it to exit; false if one
   // had not exited by the deadline.
