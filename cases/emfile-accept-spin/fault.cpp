@@ -44,14 +44,19 @@ std::string to_string(const Kernel& k) {
   return s.str();
 }
 
-Kernel kernel_view(std::uint16_t port) {
+// Every TCP socket in any state but TIME_WAIT (and CLOSE, which has no queue).
+std::vector<closecheck::DiagSocket> live_sockets() {
   std::uint32_t mask = 0;
   for (auto state : {TcpState::established, TcpState::syn_recv, TcpState::fin_wait1, TcpState::fin_wait2,
                      TcpState::close_wait, TcpState::last_ack, TcpState::listen, TcpState::closing})
     mask |= closecheck::state_bit(state);
+  return closecheck::sweep(mask);
+}
+
+Kernel kernel_view(std::uint16_t port) {
   auto local = "127.0.0.1:" + std::to_string(port);
   Kernel k;
-  for (const auto& s : closecheck::sweep(mask)) {
+  for (const auto& s : live_sockets()) {
     if (s.local != local) continue;
     if (s.state == TcpState::listen) k.backlog = s.recv_q;
     else if (s.state == TcpState::close_wait) ++k.close_wait;
@@ -65,6 +70,27 @@ Kernel kernel_view(std::uint16_t port) {
   if (closecheck::eventually([&] { return (seen = kernel_view(port)) == expected; }, {.settle = 10s}))
     return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "expected " << to_string(expected) << "; the kernel holds " << to_string(seen);
+}
+
+// Where an exchange through the proxy stopped: what the proxy forwarded, what
+// the server counted, and the sockets of both legs with their queues, as ss
+// shows them.
+std::string where_it_stopped(const Proxy& proxy, FullServer& server) {
+  auto st = proxy.stats();
+  auto counts = server.stats();
+  std::ostringstream s;
+  s << "the proxy forwarded " << st.bytes_upstream << " bytes upstream and " << st.bytes_downstream
+    << " downstream and holds " << st.open << " connection(s); the server accepted " << counts.accepted
+    << " and failed " << counts.failed_accepts << " accepts";
+  for (const auto& e : st.events) s << "; " << describe(e);
+  auto ours = [&](const std::string& address) {
+    return address.ends_with(":" + std::to_string(server.port())) || address.ends_with(":" + std::to_string(proxy.port()));
+  };
+  for (const auto& k : live_sockets())
+    if (ours(k.local) || ours(k.peer))
+      s << "\n  " << closecheck::to_string(k.state) << " " << k.local << " -> " << k.peer << "  Recv-Q " << k.recv_q
+        << "  Send-Q " << k.send_q;
+  return s.str();
 }
 
 // The bound test.cpp asserts, over one more window: broken spins, fixed do not.
@@ -297,7 +323,7 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
   proxy.set({});  // the slow client reads again
   auto got = fixtures::read_to_eof(slow.get(), 30s);
   writer.join();
-  ASSERT_TRUE(got) << "the session did not finish";
+  ASSERT_TRUE(got) << "the session did not finish: " << where_it_stopped(proxy, server);
   ASSERT_EQ(got->size(), expected.size());
   EXPECT_TRUE(*got == expected) << "every answer, in order";
   served_with_the_freed_descriptor(server, waiting.get());
