@@ -13,7 +13,10 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <fstream>
 #include <future>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -72,10 +75,38 @@ Kernel kernel_view(std::uint16_t port) {
   return ::testing::AssertionFailure() << "expected " << to_string(expected) << "; the kernel holds " << to_string(seen);
 }
 
+// The kernel's TCP counters (/proc/net/netstat and /proc/net/snmp, per
+// network namespace, as nstat reads them) that say how a loopback transfer
+// can stall: segments dropped for a full receive buffer, retransmission
+// timeouts, zero-window probes.
+using Counters = std::map<std::string, long long>;
+
+Counters tcp_counters() {
+  static const std::set<std::string> wanted = {
+      "TcpExt:PruneCalled", "TcpExt:RcvPruned", "TcpExt:TCPRcvQDrop", "TcpExt:TCPZeroWindowDrop",
+      "TcpExt:TCPTimeouts", "TcpExt:TCPLostRetransmit", "TcpExt:TCPWinProbe", "TcpExt:TCPLossProbes",
+      "TcpExt:TCPToZeroWindowAdv", "TcpExt:TCPFromZeroWindowAdv", "Tcp:RetransSegs"};
+  Counters counters;
+  for (const char* path : {"/proc/net/netstat", "/proc/net/snmp"}) {
+    std::ifstream in(path);
+    std::string names, values;
+    while (std::getline(in, names) && std::getline(in, values)) {  // a line of names, a line of values
+      std::istringstream n(names), v(values);
+      std::string prefix, name, ignored;
+      n >> prefix;
+      v >> ignored;
+      long long value = 0;
+      while (n >> name && v >> value)
+        if (wanted.contains(prefix + name)) counters[prefix + name] = value;
+    }
+  }
+  return counters;
+}
+
 // Where an exchange through the proxy stopped: what the proxy forwarded, what
 // the server counted, and the sockets of both legs with their queues, as ss
 // shows them.
-std::string where_it_stopped(const Proxy& proxy, FullServer& server) {
+std::string where_it_stopped(const Proxy& proxy, FullServer& server, const Counters& at_start) {
   auto st = proxy.stats();
   auto counts = server.stats();
   std::ostringstream s;
@@ -86,6 +117,11 @@ std::string where_it_stopped(const Proxy& proxy, FullServer& server) {
   auto ours = [&](const std::string& address) {
     return address.ends_with(":" + std::to_string(server.port())) || address.ends_with(":" + std::to_string(proxy.port()));
   };
+  s << "\n  TCP counters since the start (this namespace):";
+  for (const auto& [name, value] : tcp_counters()) {
+    auto before = at_start.find(name);
+    s << " " << name << " +" << value - (before == at_start.end() ? 0 : before->second);
+  }
   for (const auto& k : live_sockets())
     if (ours(k.local) || ours(k.peer))
       s << "\n  " << closecheck::to_string(k.state) << " " << k.local << " -> " << k.peer << "  Recv-Q " << k.recv_q
@@ -299,6 +335,7 @@ TEST(EmfileAcceptSpinFault, ResetAfterAcceptFreesADescriptor) {
 // waiting client needs (broken, back-off); the reserve shed that one.
 TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
   constexpr int requests = 20'000;
+  const auto counters = tcp_counters();
   FullServer server;
   server.release();
   Proxy proxy(server.port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
@@ -323,7 +360,7 @@ TEST(EmfileAcceptSpinFault, ZeroWindowSessionWhileFull) {
   proxy.set({});  // the slow client reads again
   auto got = fixtures::read_to_eof(slow.get(), 30s);
   writer.join();
-  ASSERT_TRUE(got) << "the session did not finish: " << where_it_stopped(proxy, server);
+  ASSERT_TRUE(got) << "the session did not finish: " << where_it_stopped(proxy, server, counters);
   ASSERT_EQ(got->size(), expected.size());
   EXPECT_TRUE(*got == expected) << "every answer, in order";
   served_with_the_freed_descriptor(server, waiting.get());
