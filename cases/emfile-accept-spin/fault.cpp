@@ -104,15 +104,19 @@ Counters tcp_counters() {
 }
 
 // Where an exchange through the proxy stopped: what the proxy forwarded, what
-// the server counted, and the sockets of both legs with their queues, as ss
-// shows them.
+// the server counted, the TCP counters since at_start, and the sockets of both
+// legs with their queues, as ss shows them.
 std::string where_it_stopped(const Proxy& proxy, FullServer& server, const Counters& at_start) {
   auto st = proxy.stats();
-  auto counts = server.stats();
   std::ostringstream s;
   s << "the proxy forwarded " << st.bytes_upstream << " bytes upstream and " << st.bytes_downstream
-    << " downstream and holds " << st.open << " connection(s); the server accepted " << counts.accepted
-    << " and failed " << counts.failed_accepts << " accepts";
+    << " downstream and holds " << st.open << " connection(s); ";
+  try {
+    auto counts = server.stats();
+    s << "the server accepted " << counts.accepted << " and failed " << counts.failed_accepts << " accepts";
+  } catch (const std::exception& e) {
+    s << e.what();  // the child is gone or does not answer
+  }
   for (const auto& e : st.events) s << "; " << describe(e);
   auto ours = [&](const std::string& address) {
     return address.ends_with(":" + std::to_string(server.port())) || address.ends_with(":" + std::to_string(proxy.port()));
