@@ -117,8 +117,10 @@ TEST(AsioSslShutdownHangFault, ResetDuringTheShutdown) {
     peer.emplace(proxy.port());
     server.disconnect_all();
     ASSERT_TRUE(peer->close_notify_arrived());
-    proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
-    ASSERT_TRUE(proxy.wait_fired(What::reset_peer));
+    close_reaches_a_busy_server(server, [&] {
+      proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
+      ASSERT_TRUE(proxy.wait_fired(What::reset_peer));
+    });
     EXPECT_EQ(ending(peer->fd()), "reset");
     if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, 10s));
   }, Reclaim::keep, server_side_only(server));
@@ -228,7 +230,8 @@ TEST(AsioSslShutdownHangFault, CloseNotifyBehindAZeroWindow) {
   for (std::size_t i = 0; i < lines; ++i) expected += "ok: " + line;
   EXPECT_EQ(got.size(), expected.size());
   EXPECT_TRUE(got == expected) << "every answer, in order, then the close_notify";
-  peer->close_tcp();  // no close_notify back: broken, the FIN puts the stuck socket in CLOSE_WAIT
+  // No close_notify back: broken, the FIN puts the stuck socket in CLOSE_WAIT.
+  close_reaches_a_busy_server(server, [&] { peer->close_tcp(); });
   if (broken) {
     std::string seen;
     EXPECT_TRUE(closecheck::eventually([&] {
@@ -285,6 +288,7 @@ class Probe : public LimitedServer {
   std::uint16_t port() override { return server_.port(); }
   std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
   std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  std::shared_ptr<void> pause() override { return server_.pause(); }
   // One session end to end while descriptors are free; it is closed either
   // way (its peer answers the close_notify).
   void warm_up() override {
@@ -333,12 +337,16 @@ TEST(AsioSslShutdownHangFault, RecoversFromEmfileWithoutSpinning) {
   // A descriptor open only for a moment (when the limit was set, or when an
   // accept failed) can have let a waiting peer in: it will be answered in both.
   const auto before = child.counts().accepted, let_in = before - served.size();
+  std::vector<std::string> leaving;
   for (auto& peer : served) {
     EXPECT_EQ(peer->exchange("quit\n"), "ok: quit\n");
     ASSERT_TRUE(peer->close_notify_arrived());
     EXPECT_TRUE(peer->read_close_notify());
-    peer->close_tcp();  // FIN, no close_notify
+    leaving.push_back(peer->address());
   }
+  close_reaches_a_busy_server([&] { return child.pause(); }, "127.0.0.1:" + std::to_string(child.port()), [&] {
+    for (auto& peer : served) peer->close_tcp();  // FIN, no close_notify
+  }, leaving);
   served.clear();
   std::size_t answered = 0;
   for (auto& c : queued) {

@@ -63,8 +63,10 @@ TEST(AsioSslShutdownHangInterop, FrozenSClientThenKilled) {
       ASSERT_TRUE(closecheck::eventually([&] { return close_notify_queued_at_peer(server); }));
       if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, std::chrono::seconds(10)));
     }, closecheck::Reclaim::keep);
-    client.signal(SIGKILL);
-    ASSERT_TRUE(client.wait(std::chrono::seconds(10)));
+    close_reaches_a_busy_server(server, [&] {
+      client.signal(SIGKILL);
+      ASSERT_TRUE(client.wait(std::chrono::seconds(10)));
+    });
   }, closecheck::Reclaim::keep);
   EXPECT_TRUE(frozen.ok) << frozen.message;
   EXPECT_TRUE(killed.ok) << killed.message;

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "fixtures/park.hpp"
 #include "fixtures/watched.hpp"
 
 namespace asio_ssl_shutdown_hang {
@@ -84,6 +85,8 @@ class Server {
   void disconnect_all();
   // Sessions still alive (their socket may already be closed).
   std::size_t sessions() const;
+  // Parks the server's thread until the guard goes (fixtures::park).
+  [[nodiscard]] std::shared_ptr<void> pause() { return fixtures::park(io_); }
 
   Stats stats() const { return stats_.get(); }
   // Waits until condition(stats) holds; false at the deadline.
