@@ -294,8 +294,10 @@ class Probe : public LimitedServer {
   void warm_up() override {
     // UBSan checks an error category's type the first time it meets it, and
     // needs a pipe for that: meet the one the peers' closes bring (their
-    // reads end with stream_truncated) while descriptors are free.
+    // reads end with stream_truncated), and the pause's types, while
+    // descriptors are free.
     (void)boost::system::error_code(ssl_error::stream_truncated).failed();
+    (void)server_.pause();
     Peer peer(server_);
     peer.exchange("quit\n");
     peer.read_close_notify();
