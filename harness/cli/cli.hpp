@@ -20,12 +20,17 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class FailOn { leaks, close_wait, none };
+// findings: every finding fails (the default); leaks: the same, and implies
+// --strict (every fd held at exit, as valgrind --track-fds counts them);
+// close_wait: only sockets in CLOSE_WAIT; none: report only.
+enum class FailOn { findings, leaks, close_wait, none };
 
 struct RunOptions {
   bool json = false;
   std::vector<std::string> ignore;  // fnmatch globs on an fd's target or its line
-  FailOn fail_on = FailOn::leaks;
+  FailOn fail_on = FailOn::findings;
+  bool strict = false;              // also every other fd held at exit
+  std::chrono::milliseconds settle{1000};  // a server session in CLOSE_WAIT past its listener's close
   std::string output;               // the report goes here; stderr if empty
   std::chrono::milliseconds grace{10000};  // for children still running after the program
   std::vector<std::string> argv;

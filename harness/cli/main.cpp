@@ -14,15 +14,18 @@ namespace {
 using closecheck::cli::Error;
 
 constexpr const char* usage =
-    "usage: closecheck run [--json] [--ignore PATTERN]... [--fail-on leaks|close-wait|none]\n"
-    "                      [--output FILE] -- PROGRAM [ARGS...]\n"
+    "usage: closecheck run [--json] [--strict] [--ignore PATTERN]... [--settle MS]\n"
+    "                      [--fail-on findings|leaks|close-wait|none] [--output FILE]\n"
+    "                      -- PROGRAM [ARGS...]\n"
     "       closecheck watch [--interval MS] [--samples N] (-- PROGRAM [ARGS...] | --pid PID)\n"
     "\n"
-    "run    runs PROGRAM, follows its children, and reports the fds each process still\n"
-    "       holds when it exits, and the sockets held in CLOSE_WAIT when a process closes\n"
-    "       a listening socket. Exit status: the program's own failure (its code, or\n"
-    "       128+signal), else 1 for findings (--fail-on, default leaks), else 0; 2 for\n"
-    "       closecheck's own errors.\n"
+    "run    runs PROGRAM, follows its children, and reports TCP sockets left in\n"
+    "       CLOSE_WAIT (at a process's exit, or when its server closes its listener) and\n"
+    "       sockets a process got across exec and kept after their owner closed them.\n"
+    "       --strict adds every other fd a process holds when it exits (never stdio, nor\n"
+    "       what the program started with, nor an fd its parent still holds).\n"
+    "       Exit status: the program's own failure (its code, or 128+signal), else 1 for\n"
+    "       findings (--fail-on), else 0; 2 for closecheck's own errors.\n"
     "watch  samples fds by kind and TCP sockets by state every MS (default 1000) and\n"
     "       flags monotonic growth at the end (exit status 1).\n";
 
@@ -69,14 +72,19 @@ int run_command(int argc, char** argv) {
       o.json = true;
     } else if (is(arg, "--ignore")) {
       o.ignore.emplace_back(value(argc, argv, i, "--ignore"));
+    } else if (arg == "--strict") {
+      o.strict = true;
+    } else if (is(arg, "--settle")) {
+      o.settle = std::chrono::milliseconds(number(value(argc, argv, i, "--settle"), "--settle", 0, 3600 * 1000));
     } else if (is(arg, "--output")) {
       o.output = value(argc, argv, i, "--output");
     } else if (is(arg, "--fail-on")) {
       auto v = value(argc, argv, i, "--fail-on");
-      if (v == "leaks") o.fail_on = closecheck::cli::FailOn::leaks;
+      if (v == "findings") o.fail_on = closecheck::cli::FailOn::findings;
+      else if (v == "leaks") o.fail_on = closecheck::cli::FailOn::leaks, o.strict = true;
       else if (v == "close-wait") o.fail_on = closecheck::cli::FailOn::close_wait;
       else if (v == "none") o.fail_on = closecheck::cli::FailOn::none;
-      else throw Error("--fail-on: '" + std::string(v) + "' is not one of leaks, close-wait, none");
+      else throw Error("--fail-on: '" + std::string(v) + "' is not one of findings, leaks, close-wait, none");
     } else {
       unknown("run", arg);
     }

@@ -1,21 +1,33 @@
-// closecheck run: follows a program and its children with ptrace and checks
-// their fds at two checkpoints:
-//   - each process's exit (PTRACE_EVENT_EXIT, before the kernel closes its fds):
-//     everything it still holds, minus what the program was started with;
-//   - each close(2) of a listening TCP socket (a server stopping; a seccomp
-//     filter stops only that syscall): every socket any of them holds in CLOSE_WAIT.
+// closecheck run: follows a program and its children with ptrace and reports
+// the descriptors that harm someone (docs/cli.md, "What is a finding"):
+//   - a TCP socket in CLOSE_WAIT: its peer hung up and the program never
+//     closed its end (checked when a process exits, and when a listener
+//     closes: a client still holding a connection its server closed, a server
+//     session the client closed that outlives the listener by --settle);
+//   - a TCP socket a process received across exec and kept after every other
+//     holder closed it: the peer gets no FIN, the port stays bound.
+// --strict adds every other fd a process still holds when it exits.
+// Never a finding: stdio, what the program was started with, and an fd the
+// parent that set it up still holds.
 // Another process's fd is classified by duplicating it with pidfd_getfd(2)
 // and running the harness's own inspect() on the copy (closecheck::Process).
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -24,7 +36,7 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <tuple>
+#include <thread>
 
 #include "format.hpp"
 #include "cli.hpp"
@@ -83,28 +95,137 @@ std::set<Ident> identities(pid_t pid) {
   return out;
 }
 
-bool in_close_wait(const Fd& fd) {
-  return fd.socket && fd.socket->is_tcp() && fd.socket->state == TcpState::close_wait;
+bool is_socket(const Fd& fd) { return fd.target.starts_with("socket:["); }
+bool is_stdio(int number) { return number >= 0 && number <= 2; }
+
+bool tcp_in(const Fd& fd, TcpState state) {
+  return fd.socket && fd.socket->is_tcp() && fd.socket->state == state;
+}
+bool in_close_wait(const Fd& fd) { return tcp_in(fd, TcpState::close_wait); }
+
+// "127.0.0.1:80" -> ("127.0.0.1", "80"); "[::1]:80" -> ("::1", "80");
+// "[::ffff:127.0.0.1]:80" -> ("127.0.0.1", "80").
+std::pair<std::string, std::string> split_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return {address, ""};
+  auto host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.starts_with("::ffff:") && host.find('.') != std::string::npos) host = host.substr(7);
+  return {host, address.substr(colon + 1)};
+}
+
+// Whether address is the endpoint a listener bound to `listener` accepts on.
+bool on_listener(const std::string& listener, const std::string& address) {
+  auto [lhost, lport] = split_address(listener);
+  auto [host, port] = split_address(address);
+  if (lport.empty() || lport != port) return false;
+  return lhost == host || lhost == "0.0.0.0" || lhost == "::" || lhost == "*";
+}
+
+// Recv-Q of every CLOSE_WAIT socket in pid's network namespace, by inode
+// (NETLINK_SOCK_DIAG, read from inside that namespace). For TCP it is
+// rcv_nxt - copied_seq, and the peer's FIN counts one: 0 means the program
+// has read the EOF, 1 or more that the FIN (or data) is still unread.
+std::map<ino_t, std::uint32_t> receive_queues(pid_t pid) {
+  std::map<ino_t, std::uint32_t> out;
+  auto read = [&] {
+    try {
+      for (const auto& s : sweep(state_bit(TcpState::close_wait)))
+        if (s.inode) out[s.inode] = s.recv_q;
+    } catch (const std::exception&) {
+      // no sock_diag here: every hang-up counts as unread
+    }
+  };
+  struct stat mine{}, theirs{};
+  auto ns = "/proc/" + std::to_string(pid) + "/ns/net";
+  if (stat("/proc/self/ns/net", &mine) != 0 || stat(ns.c_str(), &theirs) != 0 || mine.st_ino == theirs.st_ino) {
+    read();
+    return out;
+  }
+  // A namespace of the program's own (unshare -n): a thread joins it to ask.
+  std::thread([&] {
+    int fd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && setns(fd, CLONE_NEWNET) == 0) read();
+    if (fd >= 0) close(fd);
+  }).join();
+  return out;
+}
+
+// Milliseconds since the last segment from the peer (for a socket in
+// CLOSE_WAIT, usually its FIN), from TCP_INFO on a duplicate of the fd.
+std::optional<std::uint32_t> since_peer_ms(const Process& p, int number) {
+  int copy = static_cast<int>(syscall(SYS_pidfd_getfd, p.pidfd(), number, 0));
+  if (copy < 0) return std::nullopt;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  int r = getsockopt(copy, IPPROTO_TCP, TCP_INFO, &info, &len);
+  close(copy);
+  if (r != 0) return std::nullopt;
+  return std::min(info.tcpi_last_ack_recv, info.tcpi_last_data_recv);
+}
+
+enum class Type {
+  close_wait,        // a TCP socket in CLOSE_WAIT: the peer hung up, the program never closed it
+  held_after_close,  // a TCP socket kept by a process that got it across exec, after its owner closed it
+  held_at_exit,      // --strict: any other fd still open at exit
+};
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::close_wait: return "close-wait";
+    case Type::held_after_close: return "held-after-close";
+    case Type::held_at_exit: return "held-at-exit";
+  }
+  return "?";
 }
 
 enum class When { exit, listener_close };
+enum class Fate { held_at_exit, closed, unknown };
 
 struct Finding {
+  Type type = Type::held_at_exit;
+  When when = When::exit;
   pid_t pid = 0;
   std::string command;
-  When when = When::exit;
+  std::string exe;
   Fd fd;
   pid_t inherited_from = 0;  // the parent it came from, which has closed it
   std::string parent_command;
-  pid_t closer = 0;          // listener_close: who closed which listener
+  bool crossed_exec = false;  // it came through an exec without close-on-exec
+  pid_t closer = 0;           // listener_close: who closed which listener
+  std::string closer_command;
   std::string listener;
+  bool client = false;        // listener_close: connected to that listener (else accepted on it)
+  bool eof_read = false;      // CLOSE_WAIT: the program had read the EOF
+  Fate fate = Fate::unknown;  // what became of it after a listener_close finding
+  double seconds = 0;         // when it was found, since the program started
+  double closed_after = 0;    // Fate::closed: seconds from the finding to the close
+};
+
+// A server session in CLOSE_WAIT when its listener closed: a finding if it
+// is still held --settle later, or when its process exits.
+struct Candidate {
+  Finding finding;
+  clock::time_point deadline;
 };
 
 struct ProcessInfo {
   pid_t parent = 0;
   std::string command;
   std::set<Ident> inherited;  // the parent's fds when it forked this one
+  std::set<Ident> crossed;    // fds above stdio that came through its last exec
 };
+
+std::string exe_of(pid_t pid) {
+  char target[4096];
+  auto link = "/proc/" + std::to_string(pid) + "/exe";
+  auto n = readlink(link.c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string process_name(pid_t pid, const std::string& command) {
+  return "pid " + std::to_string(pid) + " (" + command + ")";
+}
 
 class Tracer {
  public:
@@ -117,13 +238,22 @@ class Tracer {
   void on_exec(pid_t tid);
   void on_exit(pid_t pid);
   void on_close(pid_t tid);
+  void on_listener_close(pid_t pid, const Fd& listener);
+  void settle_candidates(bool all);
+  bool held_by_others(pid_t pid, const Ident& id) const;
+  Finding* find(pid_t pid, int number, const Ident& id);
+  Finding make(Type type, When when, pid_t pid, const Process& p, Fd fd);
   void add(Finding f);
   bool alive(pid_t pid) const { return tasks_.contains(pid) && tasks_.at(pid) == pid; }
+  double now() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
+  std::string why(const Finding&) const;
   std::string text_report() const;
   std::string json_report() const;
+  bool fails(const Finding&) const;
   int status() const;
 
   const RunOptions& options_;
+  clock::time_point start_ = clock::now();
   pid_t root_ = 0;
   std::optional<int> root_status_;
   std::map<pid_t, pid_t> tasks_;  // every traced thread -> its process (tgid)
@@ -131,8 +261,8 @@ class Tracer {
   std::set<Ident> baseline_;      // what the program had at exec: stdio and the caller's fds
   bool have_baseline_ = false;
   std::vector<Finding> findings_;
-  std::set<std::tuple<pid_t, int, dev_t, ino_t>> reported_;
-  std::size_t ignored_ = 0, checked_ = 0;
+  std::vector<Candidate> candidates_;
+  std::size_t ignored_ = 0, checked_ = 0, not_findings_ = 0, settled_ = 0;
 };
 
 void Tracer::handle(pid_t tid, int status) {
@@ -184,11 +314,45 @@ void Tracer::on_exec(pid_t tid) {
   ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
   if (static_cast<pid_t>(former) != tid) tasks_.erase(static_cast<pid_t>(former));
   tasks_[tid] = tid;
+  auto p = Process::open(tid);
+  if (!p) return;
+  auto& info = processes_[tid];
+  info.command = p->command();
+  info.crossed.clear();
+  auto fds = p->fds();  // close-on-exec fds are gone by now: the rest came through
   if (tid == root_ && !have_baseline_) {
-    baseline_ = identities(tid);
+    for (const auto& fd : fds) baseline_.insert(ident(fd));
     have_baseline_ = true;
+    return;
   }
-  if (auto p = Process::open(tid)) processes_[tid].command = p->command();
+  for (const auto& fd : fds)
+    if (!is_stdio(fd.number) && !baseline_.contains(ident(fd))) info.crossed.insert(ident(fd));
+}
+
+// Whether a traced process other than pid holds id now.
+bool Tracer::held_by_others(pid_t pid, const Ident& id) const {
+  for (const auto& [other, info] : processes_)
+    if (other != pid && alive(other) && identities(other).contains(id)) return true;
+  return false;
+}
+
+Finding* Tracer::find(pid_t pid, int number, const Ident& id) {
+  for (auto& f : findings_)
+    if (f.pid == pid && f.fd.number == number && ident(f.fd) == id) return &f;
+  return nullptr;
+}
+
+Finding Tracer::make(Type type, When when, pid_t pid, const Process& p, Fd fd) {
+  Finding f;
+  f.type = type;
+  f.when = when;
+  f.pid = pid;
+  f.command = p.command();
+  f.exe = exe_of(pid);
+  f.fd = std::move(fd);
+  f.seconds = now();
+  f.crossed_exec = processes_[pid].crossed.contains(ident(f.fd));
+  return f;
 }
 
 void Tracer::on_exit(pid_t pid) {
@@ -197,24 +361,83 @@ void Tracer::on_exit(pid_t pid) {
   ++checked_;
   auto& info = processes_[pid];
   info.command = p->command();
+  auto fds = p->fds();
+  std::set<Ident> stdio;
+  for (const auto& fd : fds)
+    if (is_stdio(fd.number)) stdio.insert(ident(fd));
   std::optional<std::set<Ident>> parent_now;
-  for (const auto& id : p->fds()) {
-    if (baseline_.contains(ident(id))) continue;
+  std::optional<std::map<ino_t, std::uint32_t>> queues;
+  for (const auto& id : fds) {
+    // Stdio, what the program started with, and the same object as this
+    // process's stdio (handed to it on purpose) are never findings.
+    if (is_stdio(id.number) || baseline_.contains(ident(id)) || stdio.contains(ident(id))) continue;
+    if (auto* f = find(pid, id.number, ident(id))) {  // found earlier: say it is still held
+      f->fate = Fate::held_at_exit;
+      continue;
+    }
+    bool inherited = info.parent && info.inherited.contains(ident(id));
+    if (inherited) {
+      if (!parent_now) parent_now = alive(info.parent) ? identities(info.parent) : std::set<Ident>{};
+      if (parent_now->contains(ident(id))) continue;  // the parent that set it up still holds it
+    }
+    if (!is_socket(id) && !options_.strict) {
+      ++not_findings_;
+      continue;
+    }
     auto fd = p->inspect(id.number);
     if (!fd) continue;
-    Finding f;
-    f.pid = pid;
-    f.command = info.command;
-    f.fd = std::move(*fd);
-    if (info.parent && info.inherited.contains(ident(id))) {
-      if (!parent_now) parent_now = alive(info.parent) ? identities(info.parent) : std::set<Ident>{};
-      if (!parent_now->contains(ident(id))) {
-        f.inherited_from = info.parent;
-        f.parent_command = processes_[info.parent].command;
+    Type type = Type::held_at_exit;
+    bool eof_read = false;
+    bool candidate = std::any_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
+      return c.finding.pid == pid && c.finding.fd.same_object(*fd);
+    });
+    if (in_close_wait(*fd)) {
+      if (!queues) queues = receive_queues(pid);
+      auto q = queues->find(fd->inode);
+      eof_read = q != queues->end() && q->second == 0;
+      // A FIN it never read is its finding if it came --settle before the
+      // exit (or its listener had closed): not when it was still arriving.
+      auto age = since_peer_ms(*p, id.number);
+      if (eof_read || candidate || (age && *age >= options_.settle.count())) type = Type::close_wait;
+      else if (!options_.strict) {
+        ++not_findings_;
+        continue;
       }
+    } else if (fd->socket && fd->socket->is_tcp() && info.crossed.contains(ident(id)) &&
+               !held_by_others(pid, ident(id))) {
+      type = Type::held_after_close;
+    } else if (!options_.strict) {
+      ++not_findings_;
+      continue;
     }
+    auto f = make(type, When::exit, pid, *p, std::move(*fd));
+    f.fate = Fate::held_at_exit;
+    f.eof_read = eof_read;
+    if (inherited) {
+      f.inherited_from = info.parent;
+      f.parent_command = processes_[info.parent].command;
+    }
+    // A server session that was already in CLOSE_WAIT when its listener closed.
+    for (auto c = candidates_.begin(); c != candidates_.end(); ++c)
+      if (c->finding.pid == pid && c->finding.fd.number == f.fd.number && ident(c->finding.fd) == ident(f.fd)) {
+        auto seconds = f.seconds;
+        f.when = When::listener_close;
+        f.closer = c->finding.closer;
+        f.closer_command = c->finding.closer_command;
+        f.listener = c->finding.listener;
+        f.seconds = c->finding.seconds;
+        f.closed_after = seconds - c->finding.seconds;
+        candidates_.erase(c);
+        break;
+      }
     add(std::move(f));
   }
+  // This process's remaining candidates were closed before it exited.
+  std::erase_if(candidates_, [&](const Candidate& c) {
+    if (c.finding.pid != pid) return false;
+    ++settled_;
+    return true;
+  });
 }
 
 void Tracer::on_close(pid_t tid) {
@@ -229,32 +452,91 @@ void Tracer::on_close(pid_t tid) {
   auto n = readlink(link.c_str(), target, sizeof target);
   if (n < 8 || std::strncmp(target, "socket:[", 8) != 0) return;  // the cheap common case
   auto closer = Process::open(pid);
-  auto listener = closer ? closer->inspect(number) : std::nullopt;
-  if (!listener || !listener->socket || !listener->socket->is_tcp() ||
-      listener->socket->state != TcpState::listen)
-    return;
+  auto fd = closer ? closer->inspect(number) : std::nullopt;
+  if (!fd) return;
+  // A socket found at a listener's close, closed now: that is its fate.
+  if (auto* f = find(pid, number, ident(*fd)); f && f->fate == Fate::unknown) {
+    f->fate = Fate::closed;
+    f->closed_after = now() - f->seconds;
+  }
+  std::erase_if(candidates_, [&](const Candidate& c) {
+    bool closed = c.finding.pid == pid && c.finding.fd.number == number && ident(c.finding.fd) == ident(*fd);
+    settled_ += closed;
+    return closed;
+  });
+  if (!tcp_in(*fd, TcpState::listen)) return;
+  // The listener closes only if nothing else holds it (a dup, a child).
+  for (const auto& id : closer->fds())
+    if (id.number != number && ident(id) == ident(*fd)) return;
+  if (held_by_others(pid, ident(*fd))) return;
+  on_listener_close(pid, *fd);
+}
+
+// A server stops: a client still holding a connection that this server
+// closed is a finding now; a session of this server in CLOSE_WAIT is one if
+// it outlives the close by --settle (its FIN may still be on its way to the
+// server's own close).
+void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
+  const auto& address = listener.socket->local;
+  auto closer_command = processes_[pid].command;
+  std::map<ino_t, std::map<ino_t, std::uint32_t>> queues;  // by network namespace
   for (const auto& [holder, info] : processes_) {
     if (!alive(holder)) continue;
     auto p = Process::open(holder);
     if (!p) continue;
+    struct stat ns{};
+    stat(("/proc/" + std::to_string(holder) + "/ns/net").c_str(), &ns);
     for (const auto& id : p->fds()) {
-      if (!id.target.starts_with("socket:[") || baseline_.contains(ident(id))) continue;
+      if (!is_socket(id) || is_stdio(id.number) || baseline_.contains(ident(id))) continue;
+      if (find(holder, id.number, ident(id))) continue;
       auto fd = p->inspect(id.number);
       if (!fd || !in_close_wait(*fd)) continue;
-      Finding f;
-      f.pid = holder;
-      f.command = p->command();
-      f.when = When::listener_close;
-      f.fd = std::move(*fd);
+      bool client = on_listener(address, fd->socket->peer);
+      if (!client && !on_listener(address, fd->socket->local)) continue;  // another server's: checked at exit
+      auto f = make(Type::close_wait, When::listener_close, holder, *p, std::move(*fd));
       f.closer = pid;
-      f.listener = listener->socket->local;
-      add(std::move(f));
+      f.closer_command = closer_command;
+      f.listener = address;
+      f.client = client;
+      if (!queues.contains(ns.st_ino)) queues[ns.st_ino] = receive_queues(holder);
+      auto q = queues[ns.st_ino].find(f.fd.inode);
+      f.eof_read = q != queues[ns.st_ino].end() && q->second == 0;
+      // It read the EOF and kept the socket: a finding now. A FIN not read
+      // yet may be on its way to the program's own close: --settle decides.
+      if (f.eof_read || options_.settle.count() == 0) {
+        add(std::move(f));
+      } else if (std::none_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
+                   return c.finding.pid == holder && c.finding.fd.same_object(f.fd);
+                 })) {
+        candidates_.push_back({std::move(f), clock::now() + options_.settle});
+      }
     }
   }
 }
 
+// Candidates whose --settle has passed (or all of them): still held in
+// CLOSE_WAIT is a finding; anything else settled.
+void Tracer::settle_candidates(bool all) {
+  auto t = clock::now();
+  std::vector<Candidate> keep;
+  for (auto& c : candidates_) {
+    if (!all && c.deadline > t) {
+      keep.push_back(std::move(c));
+      continue;
+    }
+    auto p = alive(c.finding.pid) ? Process::open(c.finding.pid) : std::nullopt;
+    auto fd = p ? p->inspect(c.finding.fd.number) : std::nullopt;
+    if (fd && ident(*fd) == ident(c.finding.fd) && in_close_wait(*fd)) {
+      c.finding.fd = std::move(*fd);
+      add(std::move(c.finding));
+    } else {
+      ++settled_;
+    }
+  }
+  candidates_ = std::move(keep);
+}
+
 void Tracer::add(Finding f) {
-  if (!reported_.insert({f.pid, f.fd.number, f.fd.device, f.fd.inode}).second) return;
   auto line = describe(f.fd);
   for (const auto& pattern : options_.ignore)
     if (fnmatch(pattern.c_str(), f.fd.target.c_str(), 0) == 0 ||
@@ -270,6 +552,7 @@ int Tracer::run() {
     if (ptrace(PTRACE_SEIZE, pid, 0, trace_options) != 0)
       throw Error("cannot trace the program: ptrace: " + std::string(std::strerror(errno)));
   });
+  start_ = clock::now();
   tasks_[root_] = root_;
   std::optional<clock::time_point> deadline;  // for children still running after the program
   bool killed = false;
@@ -281,10 +564,12 @@ int Tracer::run() {
       if (tid <= 0) break;
       handle(tid, status);
     }
+    settle_candidates(false);
     if (tasks_.empty()) break;
-    auto timeout = std::chrono::milliseconds(1000);
+    auto now = clock::now();
+    auto wake = now + std::chrono::milliseconds(1000);
+    for (const auto& c : candidates_) wake = std::min(wake, c.deadline);
     if (root_status_) {
-      auto now = clock::now();
       if (!deadline) deadline = now + options_.grace;
       if (now >= *deadline && !killed) {
         for (const auto& [tid, pid] : tasks_)
@@ -296,10 +581,10 @@ int Tracer::run() {
           }
         killed = true;
       }
-      if (!killed)
-        timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now) +
-                  std::chrono::milliseconds(1);
+      if (!killed) wake = std::min(wake, *deadline);
     }
+    auto timeout = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(wake - now),
+                            std::chrono::milliseconds(0)) + std::chrono::milliseconds(1);
     timespec ts{static_cast<time_t>(timeout.count() / 1000),
                 static_cast<long>(timeout.count() % 1000) * 1000000};
     siginfo_t info{};
@@ -311,6 +596,7 @@ int Tracer::run() {
           if (tid == pid) kill(pid, sig);
     }
   }
+  settle_candidates(true);
 
   auto report = options_.json ? json_report() : text_report();
   if (options_.output.empty()) {
@@ -323,30 +609,78 @@ int Tracer::run() {
   return status();
 }
 
+bool Tracer::fails(const Finding& f) const {
+  switch (options_.fail_on) {
+    case FailOn::findings:
+    case FailOn::leaks: return true;
+    case FailOn::close_wait: return f.type == Type::close_wait;
+    case FailOn::none: return false;
+  }
+  return true;
+}
+
 int Tracer::status() const {
   if (!root_status_) return 2;
   if (int s = exit_status(*root_status_); s != 0) return s;  // the program's own failure
-  bool fail = false;
-  for (const auto& f : findings_)
-    fail = fail || options_.fail_on == FailOn::leaks ||
-           (options_.fail_on == FailOn::close_wait && in_close_wait(f.fd));
-  return fail ? 1 : 0;
+  return std::any_of(findings_.begin(), findings_.end(), [&](const Finding& f) { return fails(f); }) ? 1 : 0;
 }
 
-std::string process_name(pid_t pid, const std::string& command) {
-  return "pid " + std::to_string(pid) + " (" + command + ")";
+std::string ms(double seconds) { return std::to_string(static_cast<long long>(seconds * 1000 + 0.5)) + " ms"; }
+
+// Why a finding matters, in one sentence.
+std::string Tracer::why(const Finding& f) const {
+  const auto& s = f.fd.socket;
+  std::string peer = s && !s->peer.empty() ? s->peer : "the peer";
+  switch (f.type) {
+    case Type::close_wait: {
+      auto seen = f.eof_read ? std::string(" (it read the EOF)") : std::string(" (it never read the EOF)");
+      if (f.when == When::listener_close && f.client)
+        return "its server " + process_name(f.closer, f.closer_command) +
+               " had closed this connection and is stopping; this process kept the dead connection" + seen;
+      if (f.when == When::listener_close)
+        return "client " + peer + " hung up and the server kept this session" + seen + " when it closed its listener" +
+               (f.eof_read ? "" : ", and " + ms(options_.settle.count() / 1000.0) + " later");
+      return peer + " hung up and this process never closed its end" + seen + ": no FIN went back until it exited";
+    }
+    case Type::held_after_close:
+      if (s && s->state == TcpState::listen)
+        return "every other holder closed this listener, but this process got it across exec and kept it: "
+               "port " + s->local + " stayed bound, connections queued unanswered, until it exited";
+      return "every other holder closed this connection, but this process got it across exec and kept it: " +
+             peer + " got no FIN until it exited";
+    case Type::held_at_exit:
+      return f.crossed_exec ? "still open at exit; it came through exec without close-on-exec"
+                            : "still open at exit";
+  }
+  return "";
+}
+
+std::string fate(const Finding& f) {
+  switch (f.fate) {
+    case Fate::held_at_exit:
+      return f.when == When::exit ? "" : "still held when pid " + std::to_string(f.pid) + " exited";
+    case Fate::closed:
+      return "closed by pid " + std::to_string(f.pid) + " " + ms(f.closed_after) + " later";
+    case Fate::unknown: return "";
+  }
+  return "";
 }
 
 std::string Tracer::text_report() const {
   std::string out;
-  std::size_t close_wait = 0;
+  std::size_t close_wait = 0, later = 0, later_held = 0;
   for (std::size_t i = 0; i < findings_.size(); ++i) {
     const auto& f = findings_[i];
     close_wait += in_close_wait(f.fd);
+    later += f.when != When::exit;
+    later_held += f.when != When::exit && f.fate == Fate::held_at_exit;
     // A heading for each run of findings from the same process and checkpoint.
-    if (i == 0 || findings_[i - 1].pid != f.pid || findings_[i - 1].when != f.when) {
+    auto same = [&](const Finding& g) {
+      return g.pid == f.pid && g.when == f.when && g.closer == f.closer && g.listener == f.listener;
+    };
+    if (i == 0 || !same(findings_[i - 1])) {
       std::size_t n = 0;
-      for (auto j = i; j < findings_.size() && findings_[j].pid == f.pid && findings_[j].when == f.when; ++j) ++n;
+      for (auto j = i; j < findings_.size() && same(findings_[j]); ++j) ++n;
       auto count = std::to_string(n) + " ";
       if (f.when == When::exit)
         out += "closecheck: " + process_name(f.pid, f.command) + " exited holding " + count +
@@ -361,7 +695,14 @@ std::string Tracer::text_report() const {
       out += "  (inherited from " + process_name(f.inherited_from, f.parent_command) +
              ", which closed it)";
     out += "\n";
+    auto w = why(f);
+    if (auto then = fate(f); !then.empty()) w += "; " + then;
+    out += "closecheck:     " + std::string(type_name(f.type)) + ": " + w + "\n";
   }
+  if (later)
+    out += "closecheck: at exit: " + std::to_string(later_held) + " of the " + std::to_string(later) +
+           " found at a listener's close still held, " + std::to_string(later - later_held) +
+           " closed before\n";
   auto processes = std::to_string(checked_) + (checked_ == 1 ? " process" : " processes");
   if (findings_.empty())
     out += "closecheck: no findings (" + processes + " checked";
@@ -370,6 +711,9 @@ std::string Tracer::text_report() const {
            (findings_.size() == 1 ? " finding" : " findings") + " (" + processes + " checked, " +
            std::to_string(close_wait) + " in CLOSE_WAIT";
   if (ignored_) out += ", " + std::to_string(ignored_) + " ignored";
+  if (not_findings_)
+    out += "; " + std::to_string(not_findings_) + " other fd" + (not_findings_ == 1 ? "" : "s") +
+           " held at exit, not findings: --strict lists them";
   return out + ")\n";
 }
 
@@ -382,20 +726,35 @@ std::string Tracer::json_report() const {
     j += "{\"signal\":" + std::to_string(WTERMSIG(*root_status_)) + "}";
   else
     j += "{\"code\":" + std::to_string(root_status_ ? exit_status(*root_status_) : -1) + "}";
-  j += ",\"status\":" + std::to_string(status()) + ",\"processes\":" + std::to_string(checked_) +
-       ",\"ignored\":" + std::to_string(ignored_) + ",\"findings\":[";
+  j += ",\"status\":" + std::to_string(status()) + ",\"strict\":" + (options_.strict ? "true" : "false") +
+       ",\"processes\":" + std::to_string(checked_) + ",\"ignored\":" + std::to_string(ignored_) +
+       ",\"not_findings\":" + std::to_string(not_findings_) + ",\"settled\":" + std::to_string(settled_) +
+       ",\"findings\":[";
   for (std::size_t i = 0; i < findings_.size(); ++i) {
     const auto& f = findings_[i];
-    j += std::string(i ? "," : "") + "{\"pid\":" + std::to_string(f.pid) +
-         ",\"command\":" + json_string(f.command) + ",\"when\":" +
+    j += std::string(i ? "," : "") + "{\"type\":" + json_string(type_name(f.type)) +
+         ",\"pid\":" + std::to_string(f.pid) + ",\"command\":" + json_string(f.command) +
+         ",\"exe\":" + json_string(f.exe) + ",\"when\":" +
          json_string(f.when == When::exit ? "exit" : "listener-close") +
-         ",\"close_wait\":" + (in_close_wait(f.fd) ? "true" : "false");
+         ",\"close_wait\":" + (in_close_wait(f.fd) ? "true" : "false") +
+         ",\"eof_read\":" + (f.eof_read ? "true" : "false") +
+         ",\"crossed_exec\":" + (f.crossed_exec ? "true" : "false") +
+         ",\"fails\":" + (fails(f) ? "true" : "false") + ",\"why\":" + json_string(why(f));
+    char at[32];
+    std::snprintf(at, sizeof at, "%.3f", f.seconds);
+    j += ",\"at_s\":" + std::string(at);
     if (f.inherited_from)
       j += ",\"inherited_from\":{\"pid\":" + std::to_string(f.inherited_from) +
            ",\"command\":" + json_string(f.parent_command) + "}";
-    if (f.when == When::listener_close)
+    if (f.when == When::listener_close) {
       j += ",\"listener\":{\"pid\":" + std::to_string(f.closer) +
-           ",\"local\":" + json_string(f.listener) + "}";
+           ",\"command\":" + json_string(f.closer_command) + ",\"local\":" + json_string(f.listener) +
+           ",\"side\":" + json_string(f.client ? "client" : "server") + "}";
+      j += ",\"fate\":";
+      if (f.fate == Fate::held_at_exit) j += "\"held-at-exit\"";
+      else if (f.fate == Fate::closed) j += "{\"closed_after_ms\":" + std::to_string(static_cast<long long>(f.closed_after * 1000 + 0.5)) + "}";
+      else j += "null";
+    }
     j += ",\"fd\":" + to_json(f.fd) + "}";
   }
   return j + "]}\n";

@@ -1,11 +1,13 @@
 // closecheck watch: samples a process tree's fds by kind and its TCP sockets by
 // state, one row per interval, and flags monotonic growth at the end.
 #include <poll.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cerrno>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <utility>
 #include <sstream>
 
 #include "cli.hpp"
@@ -140,33 +143,53 @@ bool grows(const std::vector<Sample>& samples, int column) {
   return ups >= std::min<std::size_t>(3, samples.size() - 1);
 }
 
+// The samples growth is judged on: the longest stretch at the end in which
+// the fd count never went down. It counts if it began in the first half of
+// the watch and still grew in the second half; a count that only rose while
+// the program started (a runtime's imports, its config files) does not.
+std::vector<Sample> growth_window(const std::vector<Sample>& samples) {
+  if (samples.size() < 3) return {};
+  std::size_t from = samples.size() - 1;
+  while (from > 0 && samples[from - 1].count[col::fds] <= samples[from].count[col::fds]) --from;
+  double t0 = samples.front().seconds, half = t0 + (samples.back().seconds - t0) / 2;
+  if (samples[from].seconds > half) return {};
+  double last_up = t0;
+  for (auto i = from + 1; i < samples.size(); ++i)
+    if (samples[i].count[col::fds] > samples[i - 1].count[col::fds]) last_up = samples[i].seconds;
+  if (last_up < half) return {};
+  return {samples.begin() + static_cast<std::ptrdiff_t>(from), samples.end()};
+}
+
 std::string summary(const std::vector<Sample>& samples, bool& growth) {
   char line[512];
   std::string out;
   growth = false;
   if (samples.empty()) return "closecheck watch: no samples\n";
-  const auto& first = samples.front();
-  const auto& last = samples.back();
-  double span = last.seconds - first.seconds;
-  std::snprintf(line, sizeof line, "closecheck watch: %zu samples over %.3f s\n", samples.size(), span);
+  double span = samples.back().seconds - samples.front().seconds;
+  std::snprintf(line, sizeof line, "closecheck watch: %zu sample%s over %.3f s\n", samples.size(),
+                samples.size() == 1 ? "" : "s", span);
   out += line;
   if (samples.size() < 3) return out + "closecheck watch: too few samples to judge growth (3 needed)\n";
-  long delta = last.count[col::fds] - first.count[col::fds];
-  if (!grows(samples, col::fds)) {
+  auto window = growth_window(samples);
+  if (window.empty() || !grows(window, col::fds)) {
     std::snprintf(line, sizeof line, "closecheck watch: no monotonic growth (fds %ld -> %ld)\n",
-                  first.count[col::fds], last.count[col::fds]);
+                  samples.front().count[col::fds], samples.back().count[col::fds]);
     return out + line;
   }
   growth = true;
+  const auto& first = window.front();
+  const auto& last = window.back();
+  long delta = last.count[col::fds] - first.count[col::fds];
+  double grew = last.seconds - first.seconds;
   std::snprintf(line, sizeof line,
                 "closecheck watch: GROWTH: fds grew monotonically %ld -> %ld (+%ld): "
                 "%.1f fds/s, %.2f fds per sample\n",
-                first.count[col::fds], last.count[col::fds], delta, span > 0 ? delta / span : 0.0,
-                static_cast<double>(delta) / static_cast<double>(samples.size() - 1));
+                first.count[col::fds], last.count[col::fds], delta, grew > 0 ? delta / grew : 0.0,
+                static_cast<double>(delta) / static_cast<double>(window.size() - 1));
   out += line;
   std::string by;
   for (int c = col::fds + 1; c < columns; ++c)
-    if (last.count[c] > first.count[c] && grows(samples, c))
+    if (last.count[c] > first.count[c] && grows(window, c))
       by += std::string(by.empty() ? "" : ", ") + names[c] + " +" +
             std::to_string(last.count[c] - first.count[c]);
   if (!by.empty()) out += "closecheck watch:   growing: " + by + "\n";
@@ -224,7 +247,13 @@ int watch(const WatchOptions& options) {
   if (options.pid) {
     target.emplace(open_target(options.pid));
   } else {
-    child = spawn(options.argv, nullptr, nullptr);
+    // Traced for two moments only: its exec (a sample before it has run) and
+    // its exit (a sample before the kernel closes its fds). Its children are
+    // not traced.
+    child = spawn(options.argv, nullptr, [](pid_t pid) {
+      if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL) != 0)
+        throw Error("cannot trace the program: ptrace: " + std::string(std::strerror(errno)));
+    });
     std::string error;
     auto p = Process::open(child, &error);
     if (!p) throw Error("watch: the program: " + error);
@@ -234,27 +263,78 @@ int watch(const WatchOptions& options) {
   if (signals < 0) throw Error(std::string("signalfd: ") + std::strerror(errno));
 
   const bool tty = isatty(STDOUT_FILENO);
-  const auto start = clock::now();
+  auto start = clock::now();
   std::vector<Sample> samples;
+  std::optional<Sample> at_exit;
   std::printf("%s\n", header().c_str());
   std::fflush(stdout);
   std::optional<int> child_status;
-  bool stop = false;
+  bool stop = false, ending = false, exec_seen = false, exiting = false;
+  auto print = [&](const Sample& s, const char* note) {
+    bool same = !samples.empty() && samples.back().count == s.count &&
+                samples.back().processes == s.processes && !*note;
+    if (tty && same) std::printf("\r\033[K%s", row(s).c_str());  // live: only changes add a row
+    else std::printf("%s%s%s", tty && !samples.empty() ? "\n" : "", row(s).c_str(), note);
+    if (!tty) std::printf("\n");
+    std::fflush(stdout);
+  };
+  // The traced program's stops: its exec, its exit, signals it is sent.
+  auto service = [&] {
+    int status = 0;
+    for (pid_t tid; child && !child_status && (tid = waitpid(child, &status, __WALL | WNOHANG)) > 0;) {
+      if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        child_status = status;
+        stop = true;
+        break;
+      }
+      int inject = 0;
+      switch (status >> 16) {
+        case 0: inject = WSTOPSIG(status); break;
+        case PTRACE_EVENT_STOP:
+          if (WSTOPSIG(status) != SIGTRAP) {  // a group-stop: stay stopped
+            ptrace(PTRACE_LISTEN, tid, 0, 0);
+            continue;
+          }
+          break;
+        case PTRACE_EVENT_EXEC:
+          if (samples.empty() && !ending) {
+            exec_seen = true;
+            start = clock::now();
+            auto s = take_sample(child, start);
+            print(s, "  (exec)");
+            samples.push_back(s);
+          }
+          break;
+        case PTRACE_EVENT_EXIT:
+          if (!ending) {
+            at_exit = take_sample(child, start);
+            print(*at_exit, "  (exit)");
+          }
+          stop = exiting = true;
+          break;
+      }
+      ptrace(PTRACE_CONT, tid, 0, inject);
+    }
+  };
   // Waits until next, the process's exit (stop) or a signal for closecheck.
   auto wait_until = [&](clock::time_point next) {
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now());
-      if (left.count() <= 0) return;
+      if (left.count() <= 0 || stop || std::exchange(exec_seen, false)) return;
       pollfd p[2] = {{signals, POLLIN, 0}, {target->pidfd(), POLLIN, 0}};
       if (poll(p, 2, static_cast<int>(left.count()) + 1) < 0 && errno != EINTR)
         throw Error(std::string("poll: ") + std::strerror(errno));
       if (p[1].revents) {  // it exited
-        stop = true;
+        stop = exiting = true;
         return;
       }
       if (p[0].revents) {
         signalfd_siginfo info{};
-        if (read(signals, &info, sizeof info) != sizeof info || info.ssi_signo == SIGCHLD) continue;
+        if (read(signals, &info, sizeof info) != sizeof info) continue;
+        if (info.ssi_signo == SIGCHLD) {
+          service();
+          continue;
+        }
         if (!child) {  // watching a pid: stop watching, leave it alone
           stop = true;
           return;
@@ -266,40 +346,65 @@ int watch(const WatchOptions& options) {
       }
     }
   };
-  // A program just started is still in its dynamic loader: sample it one interval later.
-  auto next = child ? start + options.interval : start;
+  // A program just started: wait for its exec sample, then sample after 10 ms,
+  // doubling up to the interval, so that a program shorter than the interval
+  // is still judged.
+  auto step = child ? std::min<clock::duration>(options.interval, std::chrono::milliseconds(10))
+                    : clock::duration(options.interval);
+  auto next = child ? clock::now() + std::chrono::seconds(30) : start;
+  if (child) {
+    while (samples.empty() && !stop && clock::now() < next) wait_until(next);
+    next = std::max(start + step, clock::now());
+  }
   for (;;) {
+    if (options.samples && static_cast<long>(samples.size()) >= options.samples) break;
     wait_until(next);
     if (stop) break;
     auto s = take_sample(target->pid(), start);
     // Exiting: its fds are being closed by the kernel, not by the program.
     if (auto flags = task_flags(target->pid()); !flags || (*flags & pf_exiting)) break;
-    bool same = !samples.empty() && samples.back().count == s.count &&
-                samples.back().processes == s.processes;
-    if (tty && same) std::printf("\r\033[K%s", row(s).c_str());  // live: only changes add a row
-    else std::printf("%s%s", tty && !samples.empty() ? "\n" : "", row(s).c_str());
-    if (!tty) std::printf("\n");
-    std::fflush(stdout);
+    print(s, "");
     samples.push_back(s);
-    if (options.samples && static_cast<long>(samples.size()) >= options.samples) break;
-    next += options.interval;
+    step = std::min<clock::duration>(step * 2, options.interval);
+    next += step;
     if (auto now = clock::now(); next < now) next = now;  // fell behind: no burst of samples
   }
-  close(signals);
   if (tty) std::printf("\n");
   bool ended_by_us = false;
   if (child) {
-    pollfd p{target->pidfd(), POLLIN, 0};
-    if (poll(&p, 1, 0) == 0) {  // --samples ended the watch: the program ends with it
-      ended_by_us = true;
-      kill(child, SIGTERM);
-      if (poll(&p, 1, 5000) == 0) kill(child, SIGKILL);
+    // --samples ended the watch: the program ends with it (SIGTERM, then
+    // SIGKILL after 5 s), its stops still serviced.
+    ending = true;
+    service();
+    if (!child_status) {
+      ended_by_us = !exiting;
+      if (ended_by_us) kill(child, SIGTERM);
+      auto give_up = clock::now() + std::chrono::seconds(5);
+      while (!child_status) {
+        pollfd p{signals, POLLIN, 0};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - clock::now()).count();
+        if (left <= 0) {
+          kill(child, SIGKILL);
+          give_up = clock::now() + std::chrono::hours(1);
+        }
+        poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 0, 100)));
+        signalfd_siginfo info{};
+        if (p.revents) (void)!read(signals, &info, sizeof info);
+        service();
+      }
     }
-    int status = 0;
-    if (waitpid(child, &status, 0) == child) child_status = status;
   }
+  close(signals);
   bool growth = false;
   std::printf("%s", summary(samples, growth).c_str());
+  if (at_exit && !samples.empty())
+    std::printf("closecheck watch: at exit (%.3f s): %ld fds, %ld at exec, %ld at the last sample\n",
+                at_exit->seconds, at_exit->count[col::fds], samples.front().count[col::fds],
+                samples.back().count[col::fds]);
+  if (growth && at_exit && at_exit->count[col::fds] < samples.back().count[col::fds])
+    std::printf("closecheck watch:   released before exit: fds %ld -> %ld (the program closed them as it ended: "
+                "its own cleanup, or a runtime's finalizers)\n",
+                samples.back().count[col::fds], at_exit->count[col::fds]);
   std::fflush(stdout);
   if (child_status) {
     int s = exit_status(*child_status);
