@@ -191,6 +191,7 @@ struct Finding {
   Fd fd;
   pid_t inherited_from = 0;  // the parent it came from, which has closed it
   std::string parent_command;
+  std::string parent_exe;
   bool crossed_exec = false;  // it came through an exec without close-on-exec
   pid_t closer = 0;           // listener_close: who closed which listener
   std::string closer_command;
@@ -212,6 +213,7 @@ struct Candidate {
 struct ProcessInfo {
   pid_t parent = 0;
   std::string command;
+  std::string exe;            // /proc/PID/exe since its last exec
   std::set<Ident> inherited;  // the parent's fds when it forked this one
   std::set<Ident> crossed;    // fds above stdio that came through its last exec
 };
@@ -306,6 +308,7 @@ void Tracer::on_new_task(pid_t tid) {
   auto& info = processes_[child];
   info.parent = parent;
   info.command = processes_[parent].command;
+  info.exe = processes_[parent].exe;
   info.inherited = identities(parent);  // the parent is stopped: its table is the child's
 }
 
@@ -318,6 +321,7 @@ void Tracer::on_exec(pid_t tid) {
   if (!p) return;
   auto& info = processes_[tid];
   info.command = p->command();
+  info.exe = exe_of(tid);
   info.crossed.clear();
   auto fds = p->fds();  // close-on-exec fds are gone by now: the rest came through
   if (tid == root_ && !have_baseline_) {
@@ -403,8 +407,8 @@ void Tracer::on_exit(pid_t pid) {
         ++not_findings_;
         continue;
       }
-    } else if (fd->socket && fd->socket->is_tcp() && info.crossed.contains(ident(id)) &&
-               !held_by_others(pid, ident(id))) {
+    } else if ((tcp_in(*fd, TcpState::listen) || tcp_in(*fd, TcpState::established)) &&
+               info.crossed.contains(ident(id)) && !held_by_others(pid, ident(id))) {
       type = Type::held_after_close;
     } else if (!options_.strict) {
       ++not_findings_;
@@ -416,6 +420,7 @@ void Tracer::on_exit(pid_t pid) {
     if (inherited) {
       f.inherited_from = info.parent;
       f.parent_command = processes_[info.parent].command;
+      f.parent_exe = processes_[info.parent].exe;
     }
     // A server session that was already in CLOSE_WAIT when its listener closed.
     for (auto c = candidates_.begin(); c != candidates_.end(); ++c)
@@ -472,10 +477,11 @@ void Tracer::on_close(pid_t tid) {
   on_listener_close(pid, *fd);
 }
 
-// A server stops: a client still holding a connection that this server
-// closed is a finding now; a session of this server in CLOSE_WAIT is one if
-// it outlives the close by --settle (its FIN may still be on its way to the
-// server's own close).
+// A server stops: a client that read this server's hang-up and still holds
+// the connection is a finding now; any other socket of this listener in
+// CLOSE_WAIT (a session of this server, a client that has not read the EOF)
+// is one if it outlives the close by --settle or is held when its process
+// exits.
 void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
   const auto& address = listener.socket->local;
   auto closer_command = processes_[pid].command;
@@ -501,9 +507,11 @@ void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
       if (!queues.contains(ns.st_ino)) queues[ns.st_ino] = receive_queues(holder);
       auto q = queues[ns.st_ino].find(f.fd.inode);
       f.eof_read = q != queues[ns.st_ino].end() && q->second == 0;
-      // It read the EOF and kept the socket: a finding now. A FIN not read
-      // yet may be on its way to the program's own close: --settle decides.
-      if (f.eof_read || options_.settle.count() == 0) {
+      // A client that read the EOF and kept the connection while its server
+      // stops: a finding now. A server's session may be in the middle of
+      // its own close (a TLS shutdown with a deadline, a FIN not read yet)
+      // and stop() closes it next: --settle decides.
+      if ((client && f.eof_read) || options_.settle.count() == 0) {
         add(std::move(f));
       } else if (std::none_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
                    return c.finding.pid == holder && c.finding.fd.same_object(f.fd);
@@ -745,7 +753,7 @@ std::string Tracer::json_report() const {
     j += ",\"at_s\":" + std::string(at);
     if (f.inherited_from)
       j += ",\"inherited_from\":{\"pid\":" + std::to_string(f.inherited_from) +
-           ",\"command\":" + json_string(f.parent_command) + "}";
+           ",\"command\":" + json_string(f.parent_command) + ",\"exe\":" + json_string(f.parent_exe) + "}";
     if (f.when == When::listener_close) {
       j += ",\"listener\":{\"pid\":" + std::to_string(f.closer) +
            ",\"command\":" + json_string(f.closer_command) + ",\"local\":" + json_string(f.listener) +
