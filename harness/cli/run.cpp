@@ -646,8 +646,7 @@ std::string Tracer::why(const Finding& f) const {
         return "its server " + process_name(f.closer, f.closer_command) +
                " had closed this connection and is stopping; this process kept the dead connection" + seen;
       if (f.when == When::listener_close)
-        return "client " + peer + " hung up and the server kept this session" + seen + " when it closed its listener" +
-               (f.eof_read ? "" : ", and " + ms(options_.settle.count() / 1000.0) + " later");
+        return "client " + peer + " hung up and the server kept this session" + seen + " past its listener's close";
       return peer + " hung up and this process never closed its end" + seen + ": no FIN went back until it exited";
     }
     case Type::held_after_close:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -341,6 +342,73 @@ def test_watch_pid():
     check(status == 0 and len(out.splitlines()) == 1 + 3 + 2, "3 samples, then the verdict")
 
 
+def test_watch_short_program():
+    # Shorter than its interval: a sample at its exec and one at its exit.
+    status, out, _ = closecheck("watch", "--", "/bin/sh", "-c", "exit 0")
+    lines = out.splitlines()
+    check(status == 0, "no growth, exit status 0")
+    check(lines[1].endswith("  (exec)") and any(l.endswith("  (exit)") for l in lines[2:]), "exec and exit rows")
+    check(re.search(r"^closecheck watch: at exit \([\d.]+ s\): (\d+) fds, \1 at exec", out, re.M),
+          "at exit it holds what it started with")
+
+
+def test_watch_released_at_exit():
+    # Growth while it runs; CPython closes the loops at shutdown: still flagged,
+    # and the exit row says they were released.
+    status, out, _ = closecheck("watch", "--interval", "200", "--", PYTHON, os.path.join(HERE, "per_loop_leak.py"),
+                                timeout=60)
+    check(status == 1, "growth flagged: exit status 1, got %d" % status)
+    m = re.search(r"growing: socket \+(\d+), epoll \+(\d+)", out)
+    check(m and int(m.group(1)) == 2 * int(m.group(2)) and int(m.group(2)) >= 3, "a socket pair and an epoll per loop")
+    check(re.search(r"released before exit: fds \d+ -> \d+", out), "released before exit")
+
+
+def test_docs_examples():
+    """Every `$ closecheck run` example in docs/cli.md whose program is here
+    (./cli_*, python3 SCRIPT, /bin/sh -c) prints what the page shows, numbers
+    aside (pids, ports, inodes, milliseconds), and `$ echo $?` after it
+    shows its exit status."""
+    with open(os.path.join(HERE, "..", "..", "..", "docs", "cli.md")) as f:
+        doc = f.read()
+    number = re.compile(r"\d+")
+    checked = 0
+    for block in re.findall(r"^```\n(.*?)^```", doc, re.S | re.M):
+        commands = []
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                commands.append((line[2:], []))
+            elif commands:
+                commands[-1][1].append(line)
+        last = None
+        for command, expected in commands:
+            if command == "echo $?":
+                check(last is None or expected == [str(last)], "%r: $? %r, got %r" % (previous, expected, last))
+                continue
+            previous, last = command, None
+            argv = shlex.split(command)
+            if argv[:2] != ["closecheck", "run"] or "--json" in argv or "--" not in argv:
+                continue
+            program = argv.index("--") + 1
+            if argv[program].startswith("./cli_"):
+                cwd = args.programs
+            elif argv[program] == "python3":
+                argv[program], cwd = PYTHON, HERE
+            elif argv[program] == "/bin/sh":
+                cwd = HERE
+            else:
+                continue
+            p = subprocess.run([args.closecheck] + argv[1:], cwd=cwd, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
+            print("$ " + command + "\n" + p.stdout + "(exit status %d)" % p.returncode)
+            got = [number.sub("N", l) for l in p.stdout.splitlines()]
+            want = [number.sub("N", l) for l in expected]
+            check(got == want, "%r prints, numbers aside:\n%s\nnot what docs/cli.md shows:\n%s"
+                  % (command, "\n".join(got), "\n".join(want)))
+            last = p.returncode
+            checked += 1
+    check(checked >= 12, "the examples were found: %d" % checked)
+
+
 # --- bad input: one clear line on stderr, exit status 2 ------------------------
 
 BAD_INPUT = {
@@ -354,6 +422,8 @@ BAD_INPUT = {
     "unknown-option": ["run", "--frobnicate", "--", "/bin/true"],
     "bad-fail-on": ["run", "--fail-on", "sometimes", "--", "/bin/true"],
     "missing-value": ["run", "--ignore"],
+    "bad-settle": ["run", "--settle", "1s", "--", "/bin/true"],
+    "negative-settle": ["run", "--settle=-5", "--", "/bin/true"],
     "watch-no-program": ["watch", "--interval", "10"],
     "watch-unknown-option": ["watch", "--every", "10", "--", "/bin/true"],
     "watch-missing-program": ["watch", "--", "/nonexistent/program"],
