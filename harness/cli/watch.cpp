@@ -395,6 +395,12 @@ int watch(const WatchOptions& options) {
     }
   }
   close(signals);
+  // A count that fell in the last sample before the exit is the program
+  // ending (its cleanup, a runtime's finalizers): part of the exit, not of
+  // the run that growth is judged on.
+  while (at_exit && samples.size() >= 2 &&
+         samples.back().count[col::fds] < samples[samples.size() - 2].count[col::fds])
+    samples.pop_back();
   bool growth = false;
   std::printf("%s", summary(samples, growth).c_str());
   if (at_exit && !samples.empty())
