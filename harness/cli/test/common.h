@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static inline void die(const char* what) {
@@ -41,6 +43,32 @@ static inline void await_eof(int fd) {
   char byte;
   if (poll(&p, 1, 10000) != 1) die("no EOF within 10 s");
   if (read(fd, &byte, 1) != 0) die("expected EOF");
+}
+
+/* Starts `cat` with a pipe as its stdin (*input: the write end; closing it
+ * ends cat). Every fd of the caller without FD_CLOEXEC goes through the exec. */
+static inline pid_t start_cat(int* input) {
+  int p[2];
+  if (pipe(p) != 0) die("pipe");
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    dup2(p[0], 0);
+    close(p[0]);
+    close(p[1]);
+    execlp("cat", "cat", (char*)NULL);
+    _exit(127);
+  }
+  close(p[0]);
+  *input = p[1];
+  return child;
+}
+
+/* Closes cat's stdin and waits for it to exit (cleanly). */
+static inline void stop_cat(pid_t child, int input) {
+  close(input);
+  int status;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) die("cat");
 }
 
 /* "127.0.0.1:41234 -> 127.0.0.1:39000", as closecheck prints it. */

@@ -3,33 +3,19 @@
  * the client gets no FIN until cat exits.
  * closecheck run: "held-after-close" in cat, ESTABLISHED, inherited from the
  * server, which closed it. */
-#include <sys/wait.h>
-
 #include "common.h"
 
 int main(void) {
   int listener, client, server;
   tcp_connection(&listener, &client, &server);
   print_connection("server", server);
-  int input[2];
-  if (pipe(input) != 0) die("pipe");
-  pid_t child = fork();
-  if (child < 0) die("fork");
-  if (child == 0) {
-    dup2(input[0], 0);
-    close(input[0]);
-    close(input[1]);
-    close(listener);
-    close(client);
-    /* FLAW: `server` has no FD_CLOEXEC, so cat inherits the connection. */
-    execlp("cat", "cat", (char*)NULL);
-    _exit(127);
-  }
-  close(input[0]);
-  close(server);    /* the server is done with the connection: no FIN, cat holds it */
-  close(input[1]);  /* cat reads EOF and exits, the connection's last holder */
-  int status;
-  if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) die("cat");
+  fcntl(listener, F_SETFD, FD_CLOEXEC);
+  fcntl(client, F_SETFD, FD_CLOEXEC);
+  /* FLAW: `server` has no FD_CLOEXEC, so cat inherits the connection. */
+  int input;
+  pid_t cat = start_cat(&input);
+  close(server);         /* the server is done with the connection: no FIN, cat holds it */
+  stop_cat(cat, input);  /* cat exits, the connection's last holder */
   close(client);
   close(listener);
   return 0;

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,14 +91,6 @@ def private_network():
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 WAIT_FOR_PORT = r'''
 # Waits (10 s at most) until something listens on port $1, without
 # connecting: a one-shot server must keep its one accept for the client.
@@ -114,6 +105,15 @@ exit 1
 
 def wait_for_port_script():
     return write("wait-for-port", "#!/bin/bash\n" + WAIT_FOR_PORT, 0o755)
+
+
+def script_on_loopback(body):
+    """A bash script the way people write one around servers: start them in
+    the background, ./wait-for-port each, run the clients, stop the servers.
+    In a network namespace of its own, so that fixed ports cannot collide."""
+    wait_for_port_script()
+    private_network()
+    clean([write("run.sh", "#!/bin/bash\nset -e\ncd %s\n%s" % (work, body), 0o755)])
 
 
 def make_certificate():
@@ -288,14 +288,9 @@ def test_python_http_server_module_with_curl():
     # A test script the way people write them: start `python3 -m http.server`,
     # wait for its port, fetch three pages with curl, stop it.
     write("www/index.html", "hello\n")
-    port = free_port()
-    script = write("serve-and-fetch.sh", "#!/bin/bash\nset -e\ncd www\n"
-                   "%s -m http.server --bind 127.0.0.1 %d >/dev/null 2>&1 &\nserver=$!\n"
-                   "../wait-for-port %d\nfor page in / /index.html /; do curl -sf http://127.0.0.1:%d$page >/dev/null; done\n"
-                   "kill $server; wait $server || true\n" % (PYTHON, port, port, port), 0o755)
-    wait_for_port_script()
-    private_network()
-    clean([script])
+    script_on_loopback("%s -m http.server --bind 127.0.0.1 --directory www 8000 >/dev/null 2>&1 &\nserver=$!\n"
+                       "./wait-for-port 8000\nfor page in / /index.html /; do curl -sf http://127.0.0.1:8000$page "
+                       ">/dev/null; done\nkill $server; wait $server || true\n" % PYTHON)
 
 
 # --- real-world: servers and clients ------------------------------------------
@@ -321,102 +316,73 @@ http {{
 """
 
 
-def nginx_setup():
-    write("nginx/html/index.html", "index\n")
-    write("nginx/html/a.html", "a\n")
-    write("nginx/html/b.html", "b\n")
+def nginx(clients):
+    """nginx (a master and two workers) serving three pages to clients, then
+    told to quit (SIGQUIT: finish the requests, close, exit)."""
+    for page in ("index", "a", "b"):
+        write("nginx/html/%s.html" % page, page + "\n")
     os.makedirs(os.path.join(work, "nginx/tmp"), exist_ok=True)
     conf = write("nginx/nginx.conf", NGINX_CONF.format(dir=os.path.join(work, "nginx")))
-    wait_for_port_script()
-    private_network()
-    return conf
+    script_on_loopback("/usr/sbin/nginx -c %s -e %s/nginx/error.log &\nnginx=$!\n./wait-for-port 8080\n%s\n"
+                       "kill -QUIT $nginx\nwait $nginx\n" % (conf, work, clients))
 
 
 def test_nginx_three_pages_and_quit():
-    conf = nginx_setup()
-    script = write("nginx.sh", "#!/bin/bash\nset -e\n/usr/sbin/nginx -c %s -e %s/nginx/error.log &\nnginx=$!\n"
-                   "./wait-for-port 8080\nfor page in / /a.html /b.html; do curl -sf http://127.0.0.1:8080$page >/dev/null; done\n"
-                   "kill -QUIT $nginx\nwait $nginx\n" % (conf, work), 0o755)
-    clean([script])
+    nginx("for page in / /a.html /b.html; do curl -sf http://127.0.0.1:8080$page >/dev/null; done")
 
 
 def test_nginx_keepalive_with_curl_and_wget():
-    conf = nginx_setup()
-    script = write("nginx.sh", "#!/bin/bash\nset -e\n/usr/sbin/nginx -c %s -e %s/nginx/error.log &\nnginx=$!\n"
-                   "./wait-for-port 8080\ncurl -sf http://127.0.0.1:8080/ http://127.0.0.1:8080/a.html http://127.0.0.1:8080/b.html >/dev/null\n"
-                   "wget -q -O /dev/null http://127.0.0.1:8080/a.html\nkill -QUIT $nginx\nwait $nginx\n" % (conf, work), 0o755)
-    clean([script])
+    nginx("curl -sf http://127.0.0.1:8080/ http://127.0.0.1:8080/a.html http://127.0.0.1:8080/b.html >/dev/null\n"
+          "wget -q -O /dev/null http://127.0.0.1:8080/a.html")
 
 
 def test_socat_one_shot_relay():
-    wait_for_port_script()
-    private_network()
-    script = write("socat.sh", "#!/bin/bash\nset -e\nsocat -u TCP-LISTEN:7000,bind=127.0.0.1,reuseaddr CREATE:received &\n"
-                   "server=$!\n./wait-for-port 7000\necho hello | socat -u - TCP:127.0.0.1:7000\nwait $server\n"
-                   "grep -q hello received\n", 0o755)
-    clean([script])
+    script_on_loopback("socat -u TCP-LISTEN:7000,bind=127.0.0.1,reuseaddr CREATE:received &\nserver=$!\n"
+                       "./wait-for-port 7000\necho hello | socat -u - TCP:127.0.0.1:7000\nwait $server\n"
+                       "grep -q hello received\n")
 
 
 def test_socat_exec_half_close():
     # The client half-closes; socat relays through `tr` and answers on the
     # half-closed connection after it closed its listener (one-shot).
-    wait_for_port_script()
-    private_network()
-    script = write("socat.sh", "#!/bin/bash\nset -e\nsocat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr EXEC:'tr a-z A-Z' &\n"
-                   "server=$!\n./wait-for-port 7001\n[ \"$(echo hello | socat - TCP:127.0.0.1:7001)\" = HELLO ]\n"
-                   "wait $server\n", 0o755)
-    clean([script])
+    script_on_loopback("socat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr EXEC:'tr a-z A-Z' &\nserver=$!\n"
+                       "./wait-for-port 7001\n[ \"$(echo hello | socat - TCP:127.0.0.1:7001)\" = HELLO ]\n"
+                       "wait $server\n")
 
 
 def test_socat_forking_relay():
-    wait_for_port_script()
-    private_network()
-    script = write("socat.sh", "#!/bin/bash\nset -e\n"
-                   "socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork EXEC:cat &\nbackend=$!\n"
-                   "socat TCP-LISTEN:7003,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:7002 &\nrelay=$!\n"
-                   "./wait-for-port 7002\n./wait-for-port 7003\n"
-                   "for i in 1 2 3; do [ \"$(echo ping$i | socat - TCP:127.0.0.1:7003)\" = ping$i ]; done\n"
-                   "kill $relay $backend\nwait $relay $backend || true\n", 0o755)
-    clean([script])
+    script_on_loopback("socat TCP-LISTEN:7002,bind=127.0.0.1,reuseaddr,fork EXEC:cat &\nbackend=$!\n"
+                       "socat TCP-LISTEN:7003,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:7002 &\nrelay=$!\n"
+                       "./wait-for-port 7002\n./wait-for-port 7003\n"
+                       "for i in 1 2 3; do [ \"$(echo ping$i | socat - TCP:127.0.0.1:7003)\" = ping$i ]; done\n"
+                       "kill $relay $backend\nwait $relay $backend || true\n")
 
 
 def test_openssl_s_server_with_curl():
     key, cert = make_certificate()
-    wait_for_port_script()
-    private_network()
-    script = write("tls.sh", "#!/bin/bash\nset -e\n"
-                   "openssl s_server -quiet -accept 127.0.0.1:8443 -cert %s -key %s -www </dev/null >/dev/null 2>&1 &\n"
-                   "server=$!\n./wait-for-port 8443\nfor i in 1 2 3; do curl -sfk https://127.0.0.1:8443/ >/dev/null; done\n"
-                   "kill $server\nwait $server || true\n" % (cert, key), 0o755)
-    clean([script])
+    script_on_loopback("openssl s_server -quiet -accept 127.0.0.1:8443 -cert %s -key %s -www </dev/null >/dev/null 2>&1 &\n"
+                       "server=$!\n./wait-for-port 8443\n"
+                       "for i in 1 2 3; do curl -sfk https://127.0.0.1:8443/ >/dev/null; done\n"
+                       "kill $server\nwait $server || true\n" % (cert, key))
 
 
 def test_openssl_s_client_to_s_server():
     key, cert = make_certificate()
-    wait_for_port_script()
-    private_network()
-    script = write("tls.sh", "#!/bin/bash\nset -e\n"
-                   "openssl s_server -quiet -naccept 1 -accept 127.0.0.1:8444 -cert %s -key %s -www >/dev/null 2>&1 </dev/null &\n"
-                   "server=$!\n./wait-for-port 8444\n"
-                   "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:8444 -ign_eof 2>/dev/null | grep -q '200 ok'\n"
-                   "wait $server\n" % (cert, key), 0o755)
-    clean([script])
+    script_on_loopback("openssl s_server -quiet -naccept 1 -accept 127.0.0.1:8444 -cert %s -key %s -www "
+                       ">/dev/null 2>&1 </dev/null &\nserver=$!\n./wait-for-port 8444\n"
+                       "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:8444 -ign_eof "
+                       "2>/dev/null | grep -q '200 ok'\nwait $server\n" % (cert, key))
 
 
 def test_libwebsockets_test_server_and_client():
     # libwebsockets' own test apps (Debian's libwebsockets-test-server): the
     # client connects once (--once: the dumb-increment protocol, then it closes).
-    wait_for_port_script()
-    private_network()
-    script = write("lws.sh", "#!/bin/bash\nset -e\ncd %s\n"
-                   "libwebsockets-test-server --port=7681 >server.log 2>&1 &\nserver=$!\n./wait-for-port 7681\n"
-                   "timeout 60 libwebsockets-test-client 127.0.0.1 --port=7681 --once >client.log 2>&1\n"
-                   "kill -INT $server\nwait $server || true\n" % work, 0o755)
-    clean([script])
+    script_on_loopback("libwebsockets-test-server --port=7681 >server.log 2>&1 &\nserver=$!\n./wait-for-port 7681\n"
+                       "timeout 60 libwebsockets-test-client 127.0.0.1 --port=7681 --once >client.log 2>&1\n"
+                       "kill -INT $server\nwait $server || true\n")
 
 
 def test_curl_many_connections_to_python_server():
-    wait_for_port_script()
     clean([PYTHON, "-c", "import http.server, subprocess, threading\n"
            "server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
            "thread = threading.Thread(target=server.serve_forever); thread.start()\n"
