@@ -407,6 +407,19 @@ def test_docs_examples():
             last = p.returncode
             checked += 1
     check(checked >= 12, "the examples were found: %d" % checked)
+    # The panel's sizes as the README and this page give them.
+    listed = subprocess.run([PYTHON, os.path.join(HERE, "real_world.py"), "list"], capture_output=True,
+                            text=True, check=True).stdout.strip().split(";")
+    real = sum(n.startswith("real-world/") for n in listed)
+    planted = sum(n.startswith("planted/") for n in listed)
+    with open(os.path.join(HERE, "..", "..", "..", "README.md")) as f:
+        readme = " ".join(f.read().split())
+    text = " ".join(doc.split())
+    for where, claim in [(readme, "a panel of %d ordinary invocations" % real),
+                         (readme, "and %d planted programs" % planted),
+                         (text, "runs closecheck on %d ordinary invocations" % real),
+                         (text, "runs %d planted programs" % planted)]:
+        check(claim in where, "the docs say %r" % claim)
 
 
 # --- bad input: one clear line on stderr, exit status 2 ------------------------
