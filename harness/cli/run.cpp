@@ -407,8 +407,11 @@ void Tracer::on_exit(pid_t pid) {
         ++not_findings_;
         continue;
       }
-    } else if ((tcp_in(*fd, TcpState::listen) || tcp_in(*fd, TcpState::established)) &&
+    } else if (inherited && (tcp_in(*fd, TcpState::listen) || tcp_in(*fd, TcpState::established)) &&
                info.crossed.contains(ident(id)) && !held_by_others(pid, ident(id))) {
+      // Handed down by a parent that has closed it, through an exec that the
+      // program it runs knows nothing of. (A process that execs in place
+      // keeps its own fds on purpose: `exec 3<>/dev/tcp/...; exec client`.)
       type = Type::held_after_close;
     } else if (!options_.strict) {
       ++not_findings_;

@@ -529,6 +529,16 @@ def test_planted_bash_dev_tcp_background_job():
     f = the_finding(report, status, type="held-after-close", command="cat", crossed_exec=True, fd_fd=3,
                     fd_state="ESTAB", fd_local=peer, fd_peer="127.0.0.1:%d" % port)
     check(f["inherited_from"]["command"] == "bash", "inherited from bash, which closed it")
+    # Not a finding: the script execs a program in place and hands it fd 3 on
+    # purpose (there is no other holder that closed it).
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        report, _ = clean(["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d; exec cat /dev/null"
+                           % server.getsockname()[1]])
+        server.accept()[0].close()
+    finally:
+        server.close()
+    check(report["not_findings"] == 1, "fd 3, held at exit, is not a finding")
 
 
 def test_planted_strict_file_at_exit():
