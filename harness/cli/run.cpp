@@ -2,8 +2,8 @@
 // the descriptors that harm someone (docs/cli.md, "What is a finding"):
 //   - a TCP socket in CLOSE_WAIT: its peer hung up and the program never
 //     closed its end (checked when a process exits, and when a listener
-//     closes: a client still holding a connection its server closed, a server
-//     session the client closed that outlives the listener by --settle);
+//     closes: its sessions and its clients in CLOSE_WAIT that outlive the
+//     close by --settle);
 //   - a TCP socket a process received across exec and kept after every other
 //     holder closed it: the peer gets no FIN, the port stays bound.
 // --strict adds every other fd a process still holds when it exits.
@@ -480,11 +480,9 @@ void Tracer::on_close(pid_t tid) {
   on_listener_close(pid, *fd);
 }
 
-// A server stops: a client that read this server's hang-up and still holds
-// the connection is a finding now; any other socket of this listener in
-// CLOSE_WAIT (a session of this server, a client that has not read the EOF)
-// is one if it outlives the close by --settle or is held when its process
-// exits.
+// A server stops: a socket of its listener in CLOSE_WAIT (a session of this
+// server, or a client of it whose connection the server closed) is a finding
+// if it outlives the close by --settle, or is held when its process exits.
 void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
   const auto& address = listener.socket->local;
   auto closer_command = processes_[pid].command;
@@ -510,11 +508,11 @@ void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
       if (!queues.contains(ns.st_ino)) queues[ns.st_ino] = receive_queues(holder);
       auto q = queues[ns.st_ino].find(f.fd.inode);
       f.eof_read = q != queues[ns.st_ino].end() && q->second == 0;
-      // A client that read the EOF and kept the connection while its server
-      // stops: a finding now. A server's session may be in the middle of
-      // its own close (a TLS shutdown with a deadline, a FIN not read yet)
-      // and stop() closes it next: --settle decides.
-      if ((client && f.eof_read) || options_.settle.count() == 0) {
+      // A server's session may be in the middle of its own close (a TLS
+      // shutdown with a deadline, a FIN not read yet) and stop() closes it
+      // next; a test's client that read the EOF is closed when the test's
+      // scope ends, a moment after the server it stopped: --settle decides.
+      if (options_.settle.count() == 0) {
         add(std::move(f));
       } else if (std::none_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
                    return c.finding.pid == holder && c.finding.fd.same_object(f.fd);
@@ -724,6 +722,10 @@ std::string Tracer::text_report() const {
   if (not_findings_)
     out += "; " + std::to_string(not_findings_) + " other fd" + (not_findings_ == 1 ? "" : "s") +
            " held at exit, not findings: --strict lists them";
+  if (settled_)
+    out += "; " + std::to_string(settled_) + " socket" + (settled_ == 1 ? "" : "s") +
+           " in CLOSE_WAIT at a listener's close closed within --settle " +
+           ms(options_.settle.count() / 1000.0) + ": --settle 0 reports them";
   return out + ")\n";
 }
 

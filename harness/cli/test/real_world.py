@@ -488,12 +488,25 @@ def test_planted_c_sessions_closed_at_stop():
 
 
 def test_planted_python_client_pool():
-    status, report, out = closecheck([PYTHON, os.path.join(HERE, "leak_socket.py")])
+    # CPython closes the pooled socket at interpreter shutdown, right after the
+    # listener's close: --settle 0 reports it there; by default it is settled.
+    status, report, out = closecheck([PYTHON, os.path.join(HERE, "leak_socket.py")], "--settle", "0")
     fd, local, peer = connection(out, "client")
-    f = the_finding(report, status, type="close-wait", when="listener-close", command="python3",
+    f = the_finding(report, status, type="close-wait", when="listener-close", command="python3", eof_read=True,
                     fd_fd=fd, fd_state="CLOSE_WAIT", fd_local=local, fd_peer=peer)
     check(f["listener"]["side"] == "client" and f["listener"]["local"] == peer, "a client of that listener")
     check(f["fate"] == {"closed_after_ms": f["fate"]["closed_after_ms"]}, "CPython closed it at shutdown")
+    report, _ = clean([PYTHON, os.path.join(HERE, "leak_socket.py")])
+    check(report["settled"] == 1, "settled by default")
+
+
+def test_planted_python_client_pool_long_lived():
+    # The same pool in a program that goes on running: past --settle, a finding.
+    status, report, out = closecheck([PYTHON, os.path.join(HERE, "leak_socket.py"), "3"], "--settle", "100")
+    fd, local, peer = connection(out, "client")
+    f = the_finding(report, status, type="close-wait", when="listener-close", command="python3",
+                    fd_fd=fd, fd_state="CLOSE_WAIT", fd_peer=peer)
+    check(f["listener"]["side"] == "client" and f["fate"]["closed_after_ms"] >= 1000, "closed at shutdown, 3 s on")
 
 
 def test_planted_python_subprocess_holder():
