@@ -4,8 +4,9 @@
 //     closed its end (checked when a process exits, and when a listener
 //     closes: its sessions and its clients in CLOSE_WAIT that outlive the
 //     close by --settle);
-//   - a TCP socket a process received across exec and kept after every other
-//     holder closed it: the peer gets no FIN, the port stays bound.
+//   - a TCP socket a process inherited from its parent and received across
+//     exec, and kept after every other holder closed it: the peer gets no
+//     FIN, the port stays bound.
 // --strict adds every other fd a process still holds when it exits.
 // Never a finding: stdio, what the program was started with, and an fd the
 // parent that set it up still holds.
