@@ -204,8 +204,9 @@ struct Finding {
   double closed_after = 0;    // Fate::closed: seconds from the finding to the close
 };
 
-// A server session in CLOSE_WAIT when its listener closed: a finding if it
-// is still held --settle later, or when its process exits.
+// A socket in CLOSE_WAIT when its listener closed (a session of it, or a
+// client of it): a finding if it is still held --settle later, or when its
+// process exits.
 struct Candidate {
   Finding finding;
   clock::time_point deadline;
@@ -245,6 +246,7 @@ class Tracer {
   void settle_candidates(bool all);
   bool held_by_others(pid_t pid, const Ident& id) const;
   Finding* find(pid_t pid, int number, const Ident& id);
+  std::vector<Candidate>::iterator candidate(pid_t pid, const Fd& fd);
   Finding make(Type type, When when, pid_t pid, const Process& p, Fd fd);
   void add(Finding f);
   bool alive(pid_t pid) const { return tasks_.contains(pid) && tasks_.at(pid) == pid; }
@@ -347,6 +349,12 @@ Finding* Tracer::find(pid_t pid, int number, const Ident& id) {
   return nullptr;
 }
 
+std::vector<Candidate>::iterator Tracer::candidate(pid_t pid, const Fd& fd) {
+  return std::find_if(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
+    return c.finding.pid == pid && c.finding.fd.same_object(fd);
+  });
+}
+
 Finding Tracer::make(Type type, When when, pid_t pid, const Process& p, Fd fd) {
   Finding f;
   f.type = type;
@@ -393,9 +401,7 @@ void Tracer::on_exit(pid_t pid) {
     if (!fd) continue;
     Type type = Type::held_at_exit;
     bool eof_read = false;
-    bool candidate = std::any_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-      return c.finding.pid == pid && c.finding.fd.same_object(*fd);
-    });
+    auto found = candidate(pid, *fd);
     if (in_close_wait(*fd)) {
       if (!queues) queues = receive_queues(pid);
       auto q = queues->find(fd->inode);
@@ -403,7 +409,8 @@ void Tracer::on_exit(pid_t pid) {
       // A FIN it never read is its finding if it came --settle before the
       // exit (or its listener had closed): not when it was still arriving.
       auto age = since_peer_ms(*p, id.number);
-      if (eof_read || candidate || (age && *age >= options_.settle.count())) type = Type::close_wait;
+      if (eof_read || found != candidates_.end() || (age && *age >= options_.settle.count()))
+        type = Type::close_wait;
       else if (!options_.strict) {
         ++not_findings_;
         continue;
@@ -418,7 +425,15 @@ void Tracer::on_exit(pid_t pid) {
       ++not_findings_;
       continue;
     }
-    auto f = make(type, When::exit, pid, *p, std::move(*fd));
+    // Already in CLOSE_WAIT when its listener closed: found then, held now.
+    Finding f;
+    if (type == Type::close_wait && found != candidates_.end()) {
+      f = std::move(found->finding);
+      candidates_.erase(found);
+      f.fd = std::move(*fd);
+    } else {
+      f = make(type, When::exit, pid, *p, std::move(*fd));
+    }
     f.fate = Fate::held_at_exit;
     f.eof_read = eof_read;
     if (inherited) {
@@ -426,19 +441,6 @@ void Tracer::on_exit(pid_t pid) {
       f.parent_command = processes_[info.parent].command;
       f.parent_exe = processes_[info.parent].exe;
     }
-    // A server session that was already in CLOSE_WAIT when its listener closed.
-    for (auto c = candidates_.begin(); c != candidates_.end(); ++c)
-      if (c->finding.pid == pid && c->finding.fd.number == f.fd.number && ident(c->finding.fd) == ident(f.fd)) {
-        auto seconds = f.seconds;
-        f.when = When::listener_close;
-        f.closer = c->finding.closer;
-        f.closer_command = c->finding.closer_command;
-        f.listener = c->finding.listener;
-        f.seconds = c->finding.seconds;
-        f.closed_after = seconds - c->finding.seconds;
-        candidates_.erase(c);
-        break;
-      }
     add(std::move(f));
   }
   // This process's remaining candidates were closed before it exited.
@@ -468,11 +470,10 @@ void Tracer::on_close(pid_t tid) {
     f->fate = Fate::closed;
     f->closed_after = now() - f->seconds;
   }
-  std::erase_if(candidates_, [&](const Candidate& c) {
-    bool closed = c.finding.pid == pid && c.finding.fd.number == number && ident(c.finding.fd) == ident(*fd);
-    settled_ += closed;
-    return closed;
-  });
+  if (auto c = candidate(pid, *fd); c != candidates_.end()) {
+    candidates_.erase(c);
+    ++settled_;
+  }
   if (!tcp_in(*fd, TcpState::listen)) return;
   // The listener closes only if nothing else holds it (a dup, a child).
   for (const auto& id : closer->fds())
@@ -515,9 +516,7 @@ void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
       // scope ends, a moment after the server it stopped: --settle decides.
       if (options_.settle.count() == 0) {
         add(std::move(f));
-      } else if (std::none_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-                   return c.finding.pid == holder && c.finding.fd.same_object(f.fd);
-                 })) {
+      } else if (candidate(holder, f.fd) == candidates_.end()) {
         candidates_.push_back({std::move(f), clock::now() + options_.settle});
       }
     }

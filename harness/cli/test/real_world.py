@@ -464,6 +464,15 @@ def test_planted_c_session_after_stop():
           "a session of the listener that closed")
 
 
+def test_planted_c_client_after_stop():
+    status, report, out = closecheck([program("cli_client_after_stop")])
+    fd, local, peer = connection(out, "client")
+    f = the_finding(report, status, type="close-wait", when="listener-close", eof_read=True, fd_fd=fd,
+                    fd_state="CLOSE_WAIT", fd_local=local, fd_peer=peer, fate="held-at-exit")
+    check(f["listener"]["side"] == "client" and f["listener"]["local"] == peer, "a client of the listener that closed")
+    check(f["why"].startswith("its server pid %d" % f["pid"]), "why it matters: " + f["why"])
+
+
 def test_planted_c_session_outlives_settle():
     # The server keeps running 3 s with the dead session, then closes it:
     # past --settle (100 ms), a finding; its fate says it was closed later.
