@@ -358,20 +358,21 @@ def test_socat_forking_relay():
                        "kill $relay $backend\nwait $relay $backend || true\n")
 
 
-def test_openssl_s_server_with_curl():
+def openssl_s_server(options, port, clients):
+    """openssl s_server -www (a self-signed certificate made here) on port."""
     key, cert = make_certificate()
-    script_on_loopback("openssl s_server -quiet -accept 127.0.0.1:8443 -cert %s -key %s -www </dev/null >/dev/null 2>&1 &\n"
-                       "server=$!\n./wait-for-port 8443\n"
-                       "for i in 1 2 3; do curl -sfk https://127.0.0.1:8443/ >/dev/null; done\n"
-                       "kill $server\nwait $server || true\n" % (cert, key))
+    script_on_loopback("openssl s_server -quiet %s -accept 127.0.0.1:%d -cert %s -key %s -www </dev/null "
+                       ">/dev/null 2>&1 &\nserver=$!\n./wait-for-port %d\n%s\n" % (options, port, cert, key, port, clients))
+
+
+def test_openssl_s_server_with_curl():
+    openssl_s_server("", 8443, "for i in 1 2 3; do curl -sfk https://127.0.0.1:8443/ >/dev/null; done\n"
+                     "kill $server\nwait $server || true")
 
 
 def test_openssl_s_client_to_s_server():
-    key, cert = make_certificate()
-    script_on_loopback("openssl s_server -quiet -naccept 1 -accept 127.0.0.1:8444 -cert %s -key %s -www "
-                       ">/dev/null 2>&1 </dev/null &\nserver=$!\n./wait-for-port 8444\n"
-                       "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:8444 -ign_eof "
-                       "2>/dev/null | grep -q '200 ok'\nwait $server\n" % (cert, key))
+    openssl_s_server("-naccept 1", 8444, "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet "
+                     "-connect 127.0.0.1:8444 -ign_eof 2>/dev/null | grep -q '200 ok'\nwait $server")
 
 
 def test_libwebsockets_test_server_and_client():
