@@ -33,6 +33,9 @@ struct RunOptions {
   std::chrono::milliseconds settle{1000};  // a server session in CLOSE_WAIT past its listener's close
   std::string output;               // the report goes here; stderr if empty
   std::chrono::milliseconds grace{10000};  // for children still running after the program
+  bool open_sites = true;           // preload libclosecheck_sites.so: where each fd was opened
+  std::size_t frames = 3;           // stack frames shown after each open site
+  std::vector<std::string> ignore_opened_in;  // globs on a frame of the open site's stack
   std::vector<std::string> argv;
 };
 

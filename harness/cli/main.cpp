@@ -16,6 +16,7 @@ using closecheck::cli::Error;
 constexpr const char* usage =
     "usage: closecheck run [--json] [--strict] [--ignore PATTERN]... [--settle MS]\n"
     "                      [--fail-on findings|leaks|close-wait|none] [--output FILE]\n"
+    "                      [--open-sites on|off] [--frames N] [--ignore-opened-in GLOB]...\n"
     "                      -- PROGRAM [ARGS...]\n"
     "       closecheck watch [--interval MS] [--samples N] (-- PROGRAM [ARGS...] | --pid PID)\n"
     "\n"
@@ -24,6 +25,9 @@ constexpr const char* usage =
     "       sockets a process got across exec and kept after their owner closed them.\n"
     "       --strict adds every other fd a process holds when it exits (never stdio, nor\n"
     "       what the program started with, nor an fd its parent still holds).\n"
+    "       Each finding names where the fd was opened (file:line function, then N\n"
+    "       frames, default 3) in a dynamically linked program; a close of an fd that\n"
+    "       was not open (a double close) is a finding too.\n"
     "       Exit status: the program's own failure (its code, or 128+signal), else 1 for\n"
     "       findings (--fail-on), else 0; 2 for closecheck's own errors.\n"
     "watch  samples fds by kind and TCP sockets by state every MS (default 1000) and\n"
@@ -76,6 +80,14 @@ int run_command(int argc, char** argv) {
       o.strict = true;
     } else if (is(arg, "--settle")) {
       o.settle = std::chrono::milliseconds(number(value(argc, argv, i, "--settle"), "--settle", 0, 3600 * 1000));
+    } else if (is(arg, "--open-sites")) {
+      auto v = value(argc, argv, i, "--open-sites");
+      if (v != "on" && v != "off") throw Error("--open-sites: '" + std::string(v) + "' is not on or off");
+      o.open_sites = v == "on";
+    } else if (is(arg, "--frames")) {
+      o.frames = static_cast<std::size_t>(number(value(argc, argv, i, "--frames"), "--frames", 0, 64));
+    } else if (is(arg, "--ignore-opened-in")) {
+      o.ignore_opened_in.emplace_back(value(argc, argv, i, "--ignore-opened-in"));
     } else if (is(arg, "--output")) {
       o.output = value(argc, argv, i, "--output");
     } else if (is(arg, "--fail-on")) {

@@ -214,6 +214,7 @@ struct Candidate {
 
 struct ProcessInfo {
   pid_t parent = 0;
+  std::uint64_t bad_closes_seen = 0;  // double closes it inherited with the parent's table
   std::string command;
   std::string exe;            // /proc/PID/exe since its last exec
   std::set<Ident> inherited;  // the parent's fds when it forked this one
@@ -249,6 +250,7 @@ class Tracer {
   std::vector<Candidate>::iterator candidate(pid_t pid, const Fd& fd);
   Finding make(Type type, When when, pid_t pid, const Process& p, Fd fd);
   void add(Finding f);
+  void find_site(pid_t pid, Finding& f) const;
   bool alive(pid_t pid) const { return tasks_.contains(pid) && tasks_.at(pid) == pid; }
   double now() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
   std::string why(const Finding&) const;
@@ -267,6 +269,13 @@ class Tracer {
   bool have_baseline_ = false;
   std::vector<Finding> findings_;
   std::vector<Candidate> candidates_;
+  struct DoubleClose {
+    pid_t pid;
+    std::string command, exe;
+    BadClose close;
+  };
+  std::vector<DoubleClose> double_closes_;
+  std::vector<Predicate> ignore_opened_in_;
   std::size_t ignored_ = 0, checked_ = 0, not_findings_ = 0, settled_ = 0;
 };
 
@@ -313,6 +322,10 @@ void Tracer::on_new_task(pid_t tid) {
   info.command = processes_[parent].command;
   info.exe = processes_[parent].exe;
   info.inherited = identities(parent);  // the parent is stopped: its table is the child's
+  if (options_.open_sites) {
+    info.bad_closes_seen = UINT64_MAX;  // only the count: the child's copy holds the parent's
+    bad_closes(&info.bad_closes_seen, parent);
+  }
 }
 
 void Tracer::on_exec(pid_t tid) {
@@ -365,6 +378,7 @@ Finding Tracer::make(Type type, When when, pid_t pid, const Process& p, Fd fd) {
   f.fd = std::move(fd);
   f.seconds = now();
   f.crossed_exec = processes_[pid].crossed.contains(ident(f.fd));
+  find_site(pid, f);
   return f;
 }
 
@@ -430,7 +444,9 @@ void Tracer::on_exit(pid_t pid) {
     if (type == Type::close_wait && found != candidates_.end()) {
       f = std::move(found->finding);
       candidates_.erase(found);
+      auto opened = std::move(f.fd.opened);  // found when its listener closed
       f.fd = std::move(*fd);
+      f.fd.opened = std::move(opened);
     } else {
       f = make(type, When::exit, pid, *p, std::move(*fd));
     }
@@ -443,6 +459,9 @@ void Tracer::on_exit(pid_t pid) {
     }
     add(std::move(f));
   }
+  if (options_.open_sites)
+    for (auto& b : bad_closes(&info.bad_closes_seen, pid))
+      double_closes_.push_back({pid, info.command, exe_of(pid), std::move(b)});
   // This process's remaining candidates were closed before it exited.
   std::erase_if(candidates_, [&](const Candidate& c) {
     if (c.finding.pid != pid) return false;
@@ -547,16 +566,54 @@ void Tracer::settle_candidates(bool all) {
 
 void Tracer::add(Finding f) {
   auto line = describe(f.fd);
-  for (const auto& pattern : options_.ignore)
-    if (fnmatch(pattern.c_str(), f.fd.target.c_str(), 0) == 0 ||
-        fnmatch(pattern.c_str(), line.c_str(), 0) == 0) {
-      ++ignored_;
-      return;
-    }
+  auto ignored = [&] {
+    for (const auto& pattern : options_.ignore)
+      if (fnmatch(pattern.c_str(), f.fd.target.c_str(), 0) == 0 ||
+          fnmatch(pattern.c_str(), line.c_str(), 0) == 0)
+        return true;
+    return std::any_of(ignore_opened_in_.begin(), ignore_opened_in_.end(),
+                       [&](const Predicate& p) { return p(f.fd); });
+  };
+  if (ignored()) {
+    ++ignored_;
+    return;
+  }
   findings_.push_back(std::move(f));
 }
 
+// Where f's fd was opened, read from pid's open-site table while pid still exists.
+void Tracer::find_site(pid_t pid, Finding& f) const {
+  if (!options_.open_sites) return;
+  std::vector<Fd> one{f.fd};
+  find_open_sites(one, pid);
+  f.fd.opened = std::move(one[0].opened);
+  if (!f.fd.opened.known() && f.crossed_exec)
+    f.fd.opened.unknown = "opened before pid " + std::to_string(pid) +
+                          "'s exec, by the program it was then; an open-site table does not survive exec";
+}
+
+// libclosecheck_sites.so, to preload: $CLOSECHECK_SITES_LIB, beside an installed
+// closecheck (bin/../lib), or the build tree's.
+std::string sites_library() {
+  if (const char* e = std::getenv("CLOSECHECK_SITES_LIB")) return e;
+  auto self = exe_of(getpid());
+  auto bin = self.substr(0, self.rfind('/'));
+  for (std::string candidate : {bin + "/../" CLOSECHECK_INSTALL_LIBDIR "/libclosecheck_sites.so",
+                                std::string(CLOSECHECK_BUILD_SITES_LIB)})
+    if (access(candidate.c_str(), R_OK) == 0) return candidate;
+  return {};
+}
+
 int Tracer::run() {
+  for (const auto& glob : options_.ignore_opened_in) ignore_opened_in_.push_back(ignore_opened_in(glob));
+  if (options_.open_sites) {
+    auto lib = sites_library();
+    if (lib.empty())
+      throw Error("libclosecheck_sites.so not found (set CLOSECHECK_SITES_LIB, or --open-sites off)");
+    const char* old = std::getenv("LD_PRELOAD");
+    // The program's environment; closecheck itself is past its own exec.
+    setenv("LD_PRELOAD", (old && *old ? lib + ":" + old : lib).c_str(), 1);
+  }
   root_ = spawn(options_.argv, install_close_trap, [](pid_t pid) {
     if (ptrace(PTRACE_SEIZE, pid, 0, trace_options) != 0)
       throw Error("cannot trace the program: ptrace: " + std::string(std::strerror(errno)));
@@ -631,7 +688,23 @@ bool Tracer::fails(const Finding& f) const {
 int Tracer::status() const {
   if (!root_status_) return 2;
   if (int s = exit_status(*root_status_); s != 0) return s;  // the program's own failure
-  return std::any_of(findings_.begin(), findings_.end(), [&](const Finding& f) { return fails(f); }) ? 1 : 0;
+  bool closes_fail = options_.fail_on == FailOn::findings || options_.fail_on == FailOn::leaks;
+  return std::any_of(findings_.begin(), findings_.end(), [&](const Finding& f) { return fails(f); }) ||
+                 (closes_fail && !double_closes_.empty())
+             ? 1
+             : 0;
+}
+
+// Every line of text, with closecheck's prefix.
+std::string prefixed(const std::string& text) {
+  std::string out;
+  for (std::size_t at = 0; at < text.size();) {
+    auto end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    out += "closecheck: " + text.substr(at, end - at) + "\n";
+    at = end + 1;
+  }
+  return out;
 }
 
 std::string ms(double seconds) { return std::to_string(static_cast<long long>(seconds * 1000 + 0.5)) + " ms"; }
@@ -706,18 +779,23 @@ std::string Tracer::text_report() const {
     auto w = why(f);
     if (auto then = fate(f); !then.empty()) w += "; " + then;
     out += "closecheck:     " + std::string(type_name(f.type)) + ": " + w + "\n";
+    out += prefixed(site_lines(f.fd.opened, "opened", options_.frames));
   }
+  for (const auto& d : double_closes_)
+    out += "closecheck: " + process_name(d.pid, d.command) + ": double-close: " +
+           prefixed(describe(d.close, options_.frames)).substr(std::strlen("closecheck: "));
   if (later)
     out += "closecheck: at exit: " + std::to_string(later_held) + " of the " + std::to_string(later) +
            " found at a listener's close still held, " + std::to_string(later - later_held) +
            " closed before\n";
   auto processes = std::to_string(checked_) + (checked_ == 1 ? " process" : " processes");
-  if (findings_.empty())
+  auto total = findings_.size() + double_closes_.size();
+  if (total == 0)
     out += "closecheck: no findings (" + processes + " checked";
   else
-    out += "closecheck: " + std::to_string(findings_.size()) +
-           (findings_.size() == 1 ? " finding" : " findings") + " (" + processes + " checked, " +
-           std::to_string(close_wait) + " in CLOSE_WAIT";
+    out += "closecheck: " + std::to_string(total) + (total == 1 ? " finding" : " findings") + " (" +
+           processes + " checked, " + std::to_string(close_wait) + " in CLOSE_WAIT" +
+           (double_closes_.empty() ? std::string() : ", " + std::to_string(double_closes_.size()) + " double close" + (double_closes_.size() == 1 ? "" : "s"));
   if (ignored_) out += ", " + std::to_string(ignored_) + " ignored";
   if (not_findings_)
     out += "; " + std::to_string(not_findings_) + " other fd" + (not_findings_ == 1 ? "" : "s") +
@@ -768,6 +846,16 @@ std::string Tracer::json_report() const {
       else j += "null";
     }
     j += ",\"fd\":" + to_json(f.fd) + "}";
+  }
+  j += "],\"double_closes\":[";
+  for (std::size_t i = 0; i < double_closes_.size(); ++i) {
+    const auto& d = double_closes_[i];
+    j += std::string(i ? "," : "") + "{\"pid\":" + std::to_string(d.pid) + ",\"command\":" + json_string(d.command) +
+         ",\"exe\":" + json_string(d.exe) + ",\"fd\":" + std::to_string(d.close.fd) +
+         ",\"more\":" + std::to_string(d.close.more) +
+         ",\"closed_now\":" + detail::frames_json(d.close.closed_now) +
+         ",\"closed_before\":" + detail::frames_json(d.close.closed_before) +
+         ",\"opened\":" + detail::frames_json(d.close.opened) + "}";
   }
   return j + "]}\n";
 }

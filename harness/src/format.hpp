@@ -49,4 +49,7 @@ inline std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
+// {"site": "file:line function", "frames": [{pc, module, function, file, line}...]}
+std::string frames_json(const OpenSite&);
+
 }  // namespace closecheck::detail

@@ -38,7 +38,16 @@ void ignore_in_this_test(Predicate p) {
 LeakCheckListener::LeakCheckListener(Options options, std::string json_path)
     : options_(std::move(options)), json_path_(std::move(json_path)) {}
 
+#ifdef CLOSECHECK_OPEN_SITES
+extern "C" void* closecheck_sites_table(void);  // libclosecheck_sites.so: referenced, so linked
+#endif
+
 void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
+#ifdef CLOSECHECK_OPEN_SITES
+  static const bool recording = closecheck_sites_table() != nullptr;
+  (void)recording;
+#endif
+  bad_closes(&bad_closes_seen_);  // only this test's count
   {
     std::lock_guard lock(test_ignores_mutex);
     test_ignores.clear();
@@ -55,6 +64,13 @@ void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
     std::lock_guard lock(test_ignores_mutex);
     options.ignore.insert(options.ignore.end(), test_ignores.begin(), test_ignores.end());
   }
+  auto closes = bad_closes(&bad_closes_seen_);
+  if (!closes.empty()) {
+    std::string text;
+    for (const auto& b : closes) text += describe(b, options.frames);
+    GTEST_MESSAGE_AT_(info.file(), info.line(), "", ::testing::TestPartResult::kNonFatalFailure)
+        << "closecheck: this test closed an fd that was not open:\n" << text;
+  }
   Snapshot now;
   auto leaks = find_leaks(baseline_, options, &now);
   if (leaks.empty()) {
@@ -66,7 +82,7 @@ void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
   GTEST_MESSAGE_AT_(info.file(), info.line(), "", ::testing::TestPartResult::kNonFatalFailure)
       << "closecheck: " << leaks.size() << " fd" << (leaks.size() == 1 ? "" : "s")
       << " leaked by this test:\n"
-      << report(leaks);
+      << report(leaks, options.frames);
   if (!json_path_.empty()) {
     std::ofstream out(json_path_, std::ios::app);
     out << "{\"test\":"
@@ -94,6 +110,30 @@ bool install_listener(int* argc, char** argv) {
   if (const char* e = std::getenv("CLOSECHECK_SETTLE_MS"); e && !settle_from(e, "CLOSECHECK_SETTLE_MS"))
     return false;
   if (const char* e = std::getenv("CLOSECHECK_JSON")) json = e;
+  auto frames_from = [&](const char* text, const char* source) {
+    std::size_t n = 0;
+    auto end = text + std::strlen(text);
+    auto [p, ec] = std::from_chars(text, end, n);
+    if (ec != std::errc() || p != end || n > 64) {
+      std::cerr << "closecheck: " << source << " wants a number of frames from 0 to 64, got '" << text
+                << "'\n";
+      return false;
+    }
+    options.frames = n;
+    return true;
+  };
+  if (const char* e = std::getenv("CLOSECHECK_FRAMES"); e && !frames_from(e, "CLOSECHECK_FRAMES"))
+    return false;
+  // Colon-separated, like PATH: each a glob for ignore_opened_in().
+  if (const char* e = std::getenv("CLOSECHECK_IGNORE_OPENED_IN")) {
+    std::string_view list = e;
+    while (!list.empty()) {
+      auto colon = list.find(':');
+      auto item = list.substr(0, colon);
+      if (!item.empty()) options.ignore.push_back(ignore_opened_in(std::string(item)));
+      list = colon == std::string_view::npos ? std::string_view() : list.substr(colon + 1);
+    }
+  }
   if (const char* e = std::getenv("CLOSECHECK")) off = std::strcmp(e, "off") == 0;
 
   int kept = 1;
@@ -104,11 +144,17 @@ bool install_listener(int* argc, char** argv) {
         return false;
     } else if (arg.starts_with("--closecheck_json=")) {
       json = std::string(arg.substr(std::strlen("--closecheck_json=")));
+    } else if (arg.starts_with("--closecheck_frames=")) {
+      if (!frames_from(argv[i] + std::strlen("--closecheck_frames="), "--closecheck_frames")) return false;
+    } else if (arg.starts_with("--closecheck_ignore_opened_in=")) {
+      options.ignore.push_back(
+          ignore_opened_in(std::string(arg.substr(std::strlen("--closecheck_ignore_opened_in=")))));
     } else if (arg == "--closecheck=off") {
       off = true;
     } else if (arg.starts_with("--closecheck")) {
       std::cerr << "closecheck: unknown flag '" << arg
-                << "' (known: --closecheck_settle_ms=N, --closecheck_json=FILE, --closecheck=off)\n";
+                << "' (known: --closecheck_settle_ms=N, --closecheck_json=FILE, --closecheck_frames=N, "
+                   "--closecheck_ignore_opened_in=GLOB, --closecheck=off)\n";
       return false;
     } else {
       argv[kept++] = argv[i];

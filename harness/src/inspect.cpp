@@ -226,9 +226,9 @@ std::string describe(const Fd& fd) {
   return line;
 }
 
-std::string report(const std::vector<Fd>& fds) {
+std::string report(const std::vector<Fd>& fds, std::size_t frames) {
   std::string out;
-  for (const auto& fd : fds) out += describe(fd) + "\n";
+  for (const auto& fd : fds) out += describe(fd) + "\n" + site_lines(fd.opened, "opened", frames);
   return out;
 }
 
@@ -246,7 +246,9 @@ std::string to_json(const Fd& fd) {
          ",\"peer\":" + json_string(s.peer);
     if (s.is_tcp()) j += ",\"state\":" + json_string(to_string(s.state));
   }
-  j += ",\"line\":" + json_string(describe(fd)) + "}";
+  j += ",\"line\":" + json_string(describe(fd));
+  if (fd.opened.known() || !fd.opened.unknown.empty()) j += ",\"opened\":" + detail::frames_json(fd.opened);
+  j += "}";
   return j;
 }
 

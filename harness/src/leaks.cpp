@@ -77,15 +77,19 @@ std::vector<Fd> classify_unignored(const std::vector<Fd>& ids, const Options& op
     std::lock_guard lock(global_mutex);
     globals = global_ignores();
   }
-  std::vector<Fd> out;
+  std::vector<Fd> fds;
   for (const auto& id : ids) {
     auto fd = inspect(id.number);
-    if (!fd || !fd->same_object(id)) continue;  // closed or replaced meanwhile
-    auto ignored = [&](const Predicate& p) { return p(*fd); };
+    if (fd && fd->same_object(id)) fds.push_back(std::move(*fd));  // else closed or replaced meanwhile
+  }
+  find_open_sites(fds);  // before the filters: a filter may ask where it was opened
+  std::vector<Fd> out;
+  for (auto& fd : fds) {
+    auto ignored = [&](const Predicate& p) { return p(fd); };
     if (std::any_of(options.ignore.begin(), options.ignore.end(), ignored) ||
         std::any_of(globals.begin(), globals.end(), ignored))
       continue;
-    out.push_back(std::move(*fd));
+    out.push_back(std::move(fd));
   }
   return out;
 }
@@ -167,6 +171,11 @@ Match Match::peer(std::string pattern) const {
     return fd.socket && glob(pattern, fd.socket->peer);
   });
 }
+Match Match::opened_in(std::string pattern) const {
+  return with("opened in " + pattern, [pattern](const Fd& fd) {
+    return fd.opened.known() && glob(pattern, fd.opened.frames[fd.opened.site].file);
+  });
+}
 Match Match::target(std::string pattern) const {
   return with("target " + pattern, [pattern](const Fd& fd) { return glob(pattern, fd.target); });
 }
@@ -240,7 +249,7 @@ Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<
   v.leaked = leaks;
   if (!exact) {
     v.message = "expected the block to leak:\n" + expectation_text(expected) + "but it leaked:\n" +
-                (leaks.empty() ? std::string("  nothing\n") : report(leaks));
+                (leaks.empty() ? std::string("  nothing\n") : report(leaks, options.frames));
   }
   if (reclaim == Reclaim::close)
     for (std::size_t i = 0; i < leaks.size(); ++i)

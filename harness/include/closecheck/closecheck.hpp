@@ -45,6 +45,29 @@ struct SocketInfo {
   std::string protocol_name() const;  // "tcp", "udp", "unix stream", "netlink route", ...
 };
 
+// --- Where it was opened ------------------------------------------------------
+// With libclosecheck_sites.so in the process (closecheck::gtest_main links it;
+// `closecheck run` preloads it), every fd creation and close records its call
+// stack. Symbolized (elfutils' libdwfl) only when something is reported.
+struct Frame {
+  std::uint64_t pc = 0;
+  std::string module;    // the ELF file: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
+  std::uint64_t offset = 0;  // pc within module
+  std::string function;  // demangled; "" without symbols
+  std::string file;      // source file; "" without debug info
+  int line = 0;
+  bool inlined = false;  // inlined at this pc into the next frame
+  std::string where() const;  // "file:line function", or "module+0x1f3 function"
+};
+
+struct OpenSite {
+  std::vector<Frame> frames;  // innermost first; the recorder, libc and ld.so left out
+  std::size_t site = 0;       // frames[site]: the first frame in the program's own code
+  std::string unknown;        // why there are no frames
+  std::string note;           // why the site has no file:line (stripped, no -g)
+  bool known() const { return !frames.empty(); }
+};
+
 // One open descriptor. Its identity is (number, device, inode): a number that
 // was closed and reused for a new object is a different Fd.
 struct Fd {
@@ -54,6 +77,7 @@ struct Fd {
   Kind kind = Kind::other;
   std::string target;  // what /proc/self/fd/N points at: a path, "socket:[123]", "anon_inode:[eventfd]"
   std::optional<SocketInfo> socket;
+  OpenSite opened;  // filled in for reported fds (find_leaks, expect_leaks, the CLI)
   bool same_object(const Fd& o) const {
     return number == o.number && device == o.device && inode == o.inode;
   }
@@ -61,7 +85,9 @@ struct Fd {
 
 // One line, like ss/lsof:  fd 7  socket tcp  127.0.0.1:41234 -> 127.0.0.1:39000  CLOSE_WAIT
 std::string describe(const Fd&);
-std::string report(const std::vector<Fd>&);   // one describe() line per fd
+// One describe() line per fd, each followed by its open site (if known) and
+// `frames` more frames of its stack.
+std::string report(const std::vector<Fd>&, std::size_t frames = 3);
 std::string to_json(const std::vector<Fd>&);  // a JSON array, one object per fd
 std::string to_json(const Fd&);
 
@@ -88,6 +114,10 @@ Predicate ignore_kind(Kind);
 Predicate ignore_target(std::string glob);  // e.g. "/var/log/*", "anon_inode:[eventpoll]"
 Predicate ignore_fd(int number);
 Predicate ignore_snapshot(Snapshot);        // "everything open now" (goleak's IgnoreCurrent)
+// An fd with a frame of its open site's stack whose function, source file,
+// module or "file:line function" matches: "*libcrypto*", "*/my_pool.cpp:*",
+// "Registry::open_log*". For a library that keeps an fd on purpose.
+Predicate ignore_opened_in(std::string glob);
 // Applies to every find_leaks() in this process from now on.
 void ignore_always(Predicate);
 
@@ -98,6 +128,7 @@ struct Options {
   std::chrono::microseconds first_wait{1000};
   std::chrono::milliseconds settle{1000};
   std::vector<Predicate> ignore;
+  std::size_t frames = 3;  // stack frames shown after each open site
 };
 
 // Descriptors open now that are not in the baseline, classified, minus the
@@ -120,6 +151,9 @@ class Match {
   Match local(std::string glob) const;
   Match peer(std::string glob) const;
   Match target(std::string glob) const;
+  // Its open site (the first frame in the program's own code) is in a source
+  // file matching glob: opened_in("*/cases/close-wait-server/server.cpp").
+  Match opened_in(std::string glob) const;
   bool operator()(const Fd&) const;
   const std::string& description() const { return description_; }
 
@@ -159,6 +193,28 @@ struct Verdict {
 Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
                      Reclaim reclaim = Reclaim::close, const Options& = {});
 Verdict expect_no_leaks(const std::function<void()>& block, const Options& = {});
+
+// --- Open sites, double closes ---------------------------------------------
+// Whether pid (0: this process) records open sites.
+bool recording_open_sites(pid_t pid = 0);
+// Fills fd.opened for each of pid's fds (0: this process). pid's other
+// process must be stopped or its fds still open (ptrace permission needed).
+void find_open_sites(std::vector<Fd>& fds, pid_t pid = 0);
+
+// A close(2) that failed with EBADF on a number the process had used: closed
+// twice, or closed by someone else first (who then closed an fd that was not
+// theirs). Both closes' stacks, and the open's.
+struct BadClose {
+  int fd = -1;  // -1: a line counting `more` beyond those kept
+  OpenSite closed_now, closed_before, opened;
+  std::uint64_t more = 0;
+};
+// The bad closes of pid (0: this process) after the first *seen of them;
+// updates *seen.
+std::vector<BadClose> bad_closes(std::uint64_t* seen = nullptr, pid_t pid = 0);
+std::string describe(const BadClose&, std::size_t frames = 3);
+// "    <verb> at file:line function" and `frames` more "      from" lines.
+std::string site_lines(const OpenSite&, const char* verb, std::size_t frames);
 
 // --- Beyond this process ---------------------------------------------------
 // Every TCP socket in the network namespace whose state is in state_mask

@@ -37,12 +37,16 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
   // destroyed before OnTestEnd). Dropped at the end of a suite, so that
   // SetUpTestSuite's descriptors are not charged to the next suite's first test.
   std::optional<Snapshot> next_baseline_;
+  std::uint64_t bad_closes_seen_ = 0;  // double closes before this test
 };
 
 // Appends a LeakCheckListener configured from the environment and from
 // --closecheck_* flags (removed from argv): --closecheck_settle_ms=N
 // (CLOSECHECK_SETTLE_MS), --closecheck_json=FILE (CLOSECHECK_JSON: one JSON
-// line per leaking test), --closecheck=off (CLOSECHECK=off). Call after
+// line per leaking test), --closecheck_frames=N (CLOSECHECK_FRAMES: stack
+// frames after each open site), --closecheck_ignore_opened_in=GLOB, repeatable
+// (CLOSECHECK_IGNORE_OPENED_IN: globs separated by ':'), --closecheck=off
+// (CLOSECHECK=off). A test that closes an fd that is not open fails too. Call after
 // InitGoogleTest. Returns false, with a message on stderr, for a bad flag.
 bool install_listener(int* argc, char** argv);
 

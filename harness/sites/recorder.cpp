@@ -1,0 +1,511 @@
+// libclosecheck_sites.so: records where every fd is opened and closed.
+//
+// It defines the libc functions that create or close descriptors, calls the
+// real one (dlsym RTLD_NEXT), and writes the caller's stack into this
+// process's open-site table (table.h). Loaded before libc, by linking it
+// (closecheck::gtest_main does) or with LD_PRELOAD (`closecheck run` does),
+// it sees the calls made from the program, from header-only libraries and
+// from shared libraries (OpenSSL, libwebsockets) alike. Calls that libc makes
+// to itself (getaddrinfo's socket, say) do not pass through here.
+//
+// A close(2) that fails with EBADF on a number this process had used is a
+// double close (or a close of someone else's fd that was closed first): it is
+// kept with the stacks of both closes and of the open.
+//
+// Unwinding is libunwind's unw_backtrace (about 10 ns a frame, with its cache)
+// from libunwind.so.8, opened RTLD_LOCAL so that its _Unwind_* entry points do
+// not replace libgcc's for C++ exceptions; without it, glibc's backtrace().
+// CLOSECHECK_SITES=off turns recording off.
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "table.h"
+
+namespace {
+
+closecheck_sites_header* table = nullptr;
+closecheck_slot* slots = nullptr;
+using backtrace_fn = int (*)(void**, int);
+backtrace_fn unwind = nullptr;
+uintptr_t own_lo = 0, own_hi = 0;  // this library's code: not part of a site
+// Set while recording: what the unwinder or dlopen opens is not the program's.
+__thread bool busy __attribute__((tls_model("initial-exec")));
+
+template <class F>
+F next(const char* name) {
+  return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+}
+#define REAL(name) static const auto real = next<decltype(&::name)>(#name)
+
+bool recording() { return table && !busy; }
+
+void capture(closecheck_stack& s) {
+  void* pcs[CLOSECHECK_SITES_FRAMES + 8];
+  int n = unwind(pcs, CLOSECHECK_SITES_FRAMES + 8);
+  int first = 0;
+  while (first < n && reinterpret_cast<uintptr_t>(pcs[first]) >= own_lo &&
+         reinterpret_cast<uintptr_t>(pcs[first]) < own_hi)
+    ++first;
+  s.depth = 0;
+  for (int i = first; i < n && s.depth < CLOSECHECK_SITES_FRAMES; ++i)
+    s.pc[s.depth++] = reinterpret_cast<uint64_t>(pcs[i]);
+  s.tid = static_cast<int32_t>(syscall(SYS_gettid));
+}
+
+uint64_t next_seq() { return __atomic_add_fetch(&table->seq, 1, __ATOMIC_RELAXED); }
+
+bool in_table(int fd) { return fd >= 0 && static_cast<unsigned>(fd) < table->capacity; }
+
+// After a call that returned a new fd.
+void opened(int fd) {
+  if (!recording() || !in_table(fd)) return;
+  busy = true;
+  int saved = errno;
+  closecheck_stack s;
+  capture(s);
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    s.device = st.st_dev;
+    s.inode = st.st_ino;
+  } else {
+    s.device = s.inode = 0;
+  }
+  s.seq = next_seq();  // after the call: above any close that freed the number
+  slots[fd].open = s;
+  errno = saved;
+  busy = false;
+}
+
+// Around a call that closes fd: the stack and seq are taken before the call
+// (so that an open of the same number in another thread right after it sorts
+// later), then the outcome is recorded.
+struct Closing {
+  int fd;
+  bool on = false;
+  closecheck_stack s;
+  explicit Closing(int number) : fd(number) {
+    if (!recording() || !in_table(fd)) return;
+    on = true;
+    busy = true;
+    capture(s);
+    s.device = s.inode = 0;
+    s.seq = next_seq();
+  }
+  // ok: the call closed it. bad: it failed because fd was not open.
+  void done(bool ok, bool bad) {
+    if (!on) return;
+    int saved = errno;
+    auto& slot = slots[fd];
+    if (ok) {
+      slot.close = s;
+    } else if (bad && (slot.open.seq || slot.close.seq)) {  // a number this process used
+      auto n = __atomic_fetch_add(&table->bad_close_count, 1, __ATOMIC_RELAXED);
+      if (n < CLOSECHECK_SITES_BAD_CLOSES) {
+        auto& b = table->bad[n];
+        b.fd = fd;
+        b.now = s;
+        b.previous = slot.close;
+        b.opened = slot.open;
+      }
+    }
+    errno = saved;
+    busy = false;
+  }
+};
+
+void closed_range(unsigned first, unsigned last) {
+  if (!recording()) return;
+  busy = true;
+  closecheck_stack s;
+  capture(s);
+  s.device = s.inode = 0;
+  s.seq = next_seq();
+  for (unsigned fd = first; fd <= last && fd < table->capacity; ++fd)
+    if (slots[fd].open.seq > slots[fd].close.seq) slots[fd].close = s;
+  busy = false;
+}
+
+int unw_fallback(void** pcs, int n) { return backtrace(pcs, n); }
+
+__attribute__((constructor(101))) void init() {
+  const char* off = getenv("CLOSECHECK_SITES");
+  if (off && strcmp(off, "off") == 0) return;
+  busy = true;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&init), &info) && info.dli_fbase) {
+    auto base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+    dl_iterate_phdr(
+        [](dl_phdr_info* i, size_t, void* data) {
+          auto base = *static_cast<uintptr_t*>(data);
+          if (i->dlpi_addr != base) return 0;
+          for (int k = 0; k < i->dlpi_phnum; ++k)
+            if (i->dlpi_phdr[k].p_type == PT_LOAD && (i->dlpi_phdr[k].p_flags & PF_X)) {
+              own_lo = i->dlpi_addr + i->dlpi_phdr[k].p_vaddr;
+              own_hi = own_lo + i->dlpi_phdr[k].p_memsz;
+            }
+          return 1;
+        },
+        &base);
+  }
+  if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL))
+    unwind = reinterpret_cast<backtrace_fn>(dlsym(lib, "unw_backtrace"));
+  if (!unwind) unwind = unw_fallback;
+  void* prime[4];
+  unwind(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
+
+  unsigned capacity = 1u << 16;
+  if (const char* c = getenv("CLOSECHECK_SITES_CAPACITY")) capacity = static_cast<unsigned>(atoi(c));
+  if (capacity == 0) capacity = 1u << 16;
+  uint64_t size = closecheck_sites_slots_offset() + uint64_t{capacity} * sizeof(closecheck_slot);
+  int fd = static_cast<int>(syscall(SYS_memfd_create, CLOSECHECK_SITES_NAME, MFD_CLOEXEC));
+  if (fd < 0) {
+    busy = false;
+    return;
+  }
+  void* map = MAP_FAILED;
+  if (syscall(SYS_ftruncate, fd, size) == 0)
+    map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  syscall(SYS_close, fd);
+  if (map != MAP_FAILED) {
+    auto* h = static_cast<closecheck_sites_header*>(map);
+    h->magic = CLOSECHECK_SITES_MAGIC;
+    h->version = CLOSECHECK_SITES_VERSION;
+    h->capacity = capacity;
+    slots = reinterpret_cast<closecheck_slot*>(static_cast<char*>(map) +
+                                               closecheck_sites_slots_offset());
+    __atomic_store_n(&table, h, __ATOMIC_RELEASE);
+  }
+  busy = false;
+}
+
+int open_mode(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, int) : 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+// For the harness in the same process (found with dlsym, so that a program
+// without this library still links): the table, or null when not recording.
+__attribute__((visibility("default"))) closecheck_sites_header* closecheck_sites_table(void) {
+  return table;
+}
+
+#define CC_EXPORT __attribute__((visibility("default")))
+
+CC_EXPORT int socket(int domain, int type, int protocol) {
+  REAL(socket);
+  int fd = real(domain, type, protocol);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
+  REAL(socketpair);
+  int r = real(domain, type, protocol, sv);
+  if (r == 0) {
+    opened(sv[0]);
+    opened(sv[1]);
+  }
+  return r;
+}
+CC_EXPORT int accept(int s, sockaddr* a, socklen_t* l) {
+  REAL(accept);
+  int fd = real(s, a, l);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int accept4(int s, sockaddr* a, socklen_t* l, int flags) {
+  REAL(accept4);
+  int fd = real(s, a, l, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT ssize_t recvmsg(int s, msghdr* m, int flags) {
+  REAL(recvmsg);
+  ssize_t r = real(s, m, flags);
+  if (r >= 0 && recording() && m->msg_control)
+    for (cmsghdr* c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; ++i) {
+          int fd;
+          memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+          opened(fd);
+        }
+      }
+  return r;
+}
+
+#define CC_OPEN(name, ...)                              \
+  CC_EXPORT int name(const char* path, int flags, ...) { \
+    REAL(name);                                          \
+    va_list ap;                                          \
+    va_start(ap, flags);                                 \
+    int mode = open_mode(flags, ap);                     \
+    va_end(ap);                                          \
+    int fd = real(path, flags, mode);                    \
+    opened(fd);                                          \
+    return fd;                                           \
+  }
+CC_OPEN(open)
+CC_OPEN(open64)
+#define CC_OPENAT(name)                                            \
+  CC_EXPORT int name(int dir, const char* path, int flags, ...) {  \
+    REAL(name);                                                    \
+    va_list ap;                                                    \
+    va_start(ap, flags);                                           \
+    int mode = open_mode(flags, ap);                               \
+    va_end(ap);                                                    \
+    int fd = real(dir, path, flags, mode);                         \
+    opened(fd);                                                    \
+    return fd;                                                     \
+  }
+CC_OPENAT(openat)
+CC_OPENAT(openat64)
+// _FORTIFY_SOURCE's checked entry points.
+CC_EXPORT int __open_2(const char* path, int flags) {
+  static const auto real = next<int (*)(const char*, int)>("__open_2");
+  int fd = real(path, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int __open64_2(const char* path, int flags) {
+  static const auto real = next<int (*)(const char*, int)>("__open64_2");
+  int fd = real(path, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int __openat_2(int dir, const char* path, int flags) {
+  static const auto real = next<int (*)(int, const char*, int)>("__openat_2");
+  int fd = real(dir, path, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int __openat64_2(int dir, const char* path, int flags) {
+  static const auto real = next<int (*)(int, const char*, int)>("__openat64_2");
+  int fd = real(dir, path, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int creat(const char* path, mode_t mode) {
+  REAL(creat);
+  int fd = real(path, mode);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int creat64(const char* path, mode_t mode) {
+  REAL(creat64);
+  int fd = real(path, mode);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int pipe(int p[2]) {
+  REAL(pipe);
+  int r = real(p);
+  if (r == 0) {
+    opened(p[0]);
+    opened(p[1]);
+  }
+  return r;
+}
+CC_EXPORT int pipe2(int p[2], int flags) {
+  REAL(pipe2);
+  int r = real(p, flags);
+  if (r == 0) {
+    opened(p[0]);
+    opened(p[1]);
+  }
+  return r;
+}
+CC_EXPORT int dup(int fd) {
+  REAL(dup);
+  int r = real(fd);
+  opened(r);
+  return r;
+}
+CC_EXPORT int dup2(int from, int to) {
+  REAL(dup2);
+  int r = real(from, to);
+  if (r >= 0 && from != to) opened(r);
+  return r;
+}
+CC_EXPORT int dup3(int from, int to, int flags) {
+  REAL(dup3);
+  int r = real(from, to, flags);
+  opened(r);
+  return r;
+}
+#define CC_FCNTL(name)                                     \
+  CC_EXPORT int name(int fd, int cmd, ...) {               \
+    REAL(name);                                            \
+    va_list ap;                                            \
+    va_start(ap, cmd);                                     \
+    void* arg = va_arg(ap, void*);                         \
+    va_end(ap);                                            \
+    int r = real(fd, cmd, arg);                            \
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) opened(r); \
+    return r;                                              \
+  }
+CC_FCNTL(fcntl)
+CC_FCNTL(fcntl64)
+CC_EXPORT int epoll_create(int size) {
+  REAL(epoll_create);
+  int fd = real(size);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int epoll_create1(int flags) {
+  REAL(epoll_create1);
+  int fd = real(flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int eventfd(unsigned int value, int flags) {
+  REAL(eventfd);
+  int fd = real(value, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int timerfd_create(int clock, int flags) {
+  REAL(timerfd_create);
+  int fd = real(clock, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
+  REAL(signalfd);
+  int r = real(fd, mask, flags);
+  if (fd == -1) opened(r);
+  return r;
+}
+CC_EXPORT int inotify_init(void) {
+  REAL(inotify_init);
+  int fd = real();
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int inotify_init1(int flags) {
+  REAL(inotify_init1);
+  int fd = real(flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int memfd_create(const char* name, unsigned int flags) {
+  REAL(memfd_create);
+  int fd = real(name, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int pidfd_open(pid_t pid, unsigned int flags) {
+  static const auto real = next<int (*)(pid_t, unsigned int)>("pidfd_open");
+  int fd = real ? real(pid, flags) : static_cast<int>(syscall(SYS_pidfd_open, pid, flags));
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int mkstemp(char* t) {
+  REAL(mkstemp);
+  int fd = real(t);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT int mkostemp(char* t, int flags) {
+  REAL(mkostemp);
+  int fd = real(t, flags);
+  opened(fd);
+  return fd;
+}
+CC_EXPORT FILE* fopen(const char* path, const char* mode) {
+  REAL(fopen);
+  FILE* f = real(path, mode);
+  if (f) opened(fileno(f));
+  return f;
+}
+CC_EXPORT FILE* fopen64(const char* path, const char* mode) {
+  REAL(fopen64);
+  FILE* f = real(path, mode);
+  if (f) opened(fileno(f));
+  return f;
+}
+CC_EXPORT FILE* tmpfile(void) {
+  REAL(tmpfile);
+  FILE* f = real();
+  if (f) opened(fileno(f));
+  return f;
+}
+CC_EXPORT FILE* popen(const char* command, const char* type) {
+  REAL(popen);
+  FILE* f = real(command, type);
+  if (f) opened(fileno(f));
+  return f;
+}
+CC_EXPORT DIR* opendir(const char* path) {
+  REAL(opendir);
+  DIR* d = real(path);
+  if (d) opened(dirfd(d));
+  return d;
+}
+
+CC_EXPORT int close(int fd) {
+  REAL(close);
+  Closing c(fd);
+  int r = real(fd);
+  c.done(r == 0 || errno != EBADF, r != 0 && errno == EBADF);
+  return r;
+}
+CC_EXPORT int fclose(FILE* f) {
+  REAL(fclose);
+  Closing c(f ? fileno(f) : -1);
+  int r = real(f);
+  c.done(r == 0 || errno != EBADF, r != 0 && errno == EBADF);
+  return r;
+}
+CC_EXPORT int pclose(FILE* f) {
+  REAL(pclose);
+  Closing c(f ? fileno(f) : -1);
+  int r = real(f);
+  c.done(r != -1 || errno != EBADF, false);
+  return r;
+}
+CC_EXPORT int closedir(DIR* d) {
+  REAL(closedir);
+  Closing c(dirfd(d));
+  int r = real(d);
+  c.done(r == 0, false);
+  return r;
+}
+CC_EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  static const auto real = next<int (*)(unsigned, unsigned, int)>("close_range");
+  int r = real ? real(first, last, flags)
+               : static_cast<int>(syscall(SYS_close_range, first, last, flags));
+  if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC)) closed_range(first, last);
+  return r;
+}
+CC_EXPORT void closefrom(int first) {
+  static const auto real = next<void (*)(int)>("closefrom");
+  if (real)
+    real(first);
+  else
+    syscall(SYS_close_range, first, ~0u, 0);
+  if (first >= 0) closed_range(static_cast<unsigned>(first), ~0u);
+}
+
+}  // extern "C"
