@@ -394,7 +394,9 @@ void Tracer::on_exit(pid_t pid) {
     if (is_stdio(fd.number)) stdio.insert(ident(fd));
   std::optional<std::set<Ident>> parent_now;
   std::optional<std::map<ino_t, std::uint32_t>> queues;
+  auto recorder = options_.open_sites ? recorder_fds(pid) : std::vector<int>{};
   for (const auto& id : fds) {
+    if (std::find(recorder.begin(), recorder.end(), id.number) != recorder.end()) continue;  // closecheck's own
     // Stdio, what the program started with, and the same object as this
     // process's stdio (handed to it on purpose) are never findings.
     if (is_stdio(id.number) || baseline_.contains(ident(id)) || stdio.contains(ident(id))) continue;

@@ -74,8 +74,14 @@ uint64_t next_seq() { return __atomic_add_fetch(&table->seq, 1, __ATOMIC_RELAXED
 
 bool in_table(int fd) { return fd >= 0 && static_cast<unsigned>(fd) < table->capacity; }
 
+// fds opened while the recorder starts (libunwind's pipe): its own.
+bool starting = false;
+int own_fds[4];
+unsigned own_count = 0;
+
 // After a call that returned a new fd.
 void opened(int fd) {
+  if (starting && fd >= 0 && own_count < 4) own_fds[own_count++] = fd;
   if (!recording() || !in_table(fd)) return;
   busy = true;
   int saved = errno;
@@ -149,6 +155,7 @@ __attribute__((constructor(101))) void init() {
   const char* off = getenv("CLOSECHECK_SITES");
   if (off && strcmp(off, "off") == 0) return;
   busy = true;
+  starting = true;
   Dl_info info;
   if (dladdr(reinterpret_cast<void*>(&init), &info) && info.dli_fbase) {
     auto base = reinterpret_cast<uintptr_t>(info.dli_fbase);
@@ -170,6 +177,11 @@ __attribute__((constructor(101))) void init() {
   if (!unwind) unwind = unw_fallback;
   void* prime[4];
   unwind(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
+  starting = false;
+  unsigned kept = 0;  // those still open
+  for (unsigned i = 0; i < own_count; ++i)
+    if (fcntl(own_fds[i], F_GETFD) != -1) own_fds[kept++] = own_fds[i];
+  own_count = kept;
 
   unsigned capacity = 1u << 16;
   if (const char* c = getenv("CLOSECHECK_SITES_CAPACITY")) capacity = static_cast<unsigned>(atoi(c));
@@ -189,6 +201,8 @@ __attribute__((constructor(101))) void init() {
     h->magic = CLOSECHECK_SITES_MAGIC;
     h->version = CLOSECHECK_SITES_VERSION;
     h->capacity = capacity;
+    for (unsigned i = 0; i < own_count; ++i) h->own_fds[i] = own_fds[i];
+    h->own_count = own_count;
     slots = reinterpret_cast<closecheck_slot*>(static_cast<char*>(map) +
                                                closecheck_sites_slots_offset());
     __atomic_store_n(&table, h, __ATOMIC_RELEASE);

@@ -48,6 +48,11 @@ struct closecheck_sites_header {
   uint32_t capacity; /* slots */
   uint64_t seq;      /* last seq handed out */
   uint64_t bad_close_count;  /* every one; the first CLOSECHECK_SITES_BAD_CLOSES are kept */
+  /* fds the recorder itself opened (libunwind's memory-validation pipe):
+   * not the program's, so never reported */
+  int32_t own_fds[4];
+  uint32_t own_count;
+  uint32_t pad;
   struct closecheck_bad_close bad[CLOSECHECK_SITES_BAD_CLOSES];
   /* struct closecheck_slot slots[capacity] follows, page-aligned */
 };

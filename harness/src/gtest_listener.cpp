@@ -47,7 +47,7 @@ void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
   static const bool recording = closecheck_sites_table() != nullptr;
   (void)recording;
 #endif
-  bad_closes(&bad_closes_seen_);  // only this test's count
+  take_bad_closes();  // not this test's
   {
     std::lock_guard lock(test_ignores_mutex);
     test_ignores.clear();
@@ -64,7 +64,7 @@ void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
     std::lock_guard lock(test_ignores_mutex);
     options.ignore.insert(options.ignore.end(), test_ignores.begin(), test_ignores.end());
   }
-  auto closes = bad_closes(&bad_closes_seen_);
+  auto closes = take_bad_closes();
   if (!closes.empty()) {
     std::string text;
     for (const auto& b : closes) text += describe(b, options.frames);

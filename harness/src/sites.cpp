@@ -137,7 +137,9 @@ class Symbolizer {
       int tag = dwarf_tag(&scopes[i]);
       if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
       Frame f = base;
-      f.function = die_name(&scopes[i], base.function);
+      // The symbol names the function the code is in; DWARF names the inlined ones.
+      if (tag == DW_TAG_inlined_subroutine || base.function.empty())
+        f.function = die_name(&scopes[i], base.function);
       f.file = file;
       f.line = line;
       f.inlined = tag == DW_TAG_inlined_subroutine;
@@ -214,18 +216,23 @@ OpenSite symbolize(Symbolizer& symbols, const closecheck_stack& stack) {
   // a system header or library, not the harness); else the first frame.
   for (std::size_t i = 0; i < site.frames.size(); ++i) {
     const auto& f = site.frames[i];
-    if (!f.file.empty() && !f.file.starts_with("/usr/") && !f.function.starts_with("closecheck::")) {
+    if (!f.file.empty() && !f.file.starts_with("/usr/") && !f.function.starts_with("closecheck::") &&
+        !plumbing(f)) {
       site.site = i;
       return site;
     }
   }
-  bool any_symbols = std::any_of(site.frames.begin(), site.frames.end(),
-                                 [](const Frame& f) { return !f.function.empty(); });
-  bool any_source = std::any_of(site.frames.begin(), site.frames.end(),
-                                [](const Frame& f) { return !f.file.empty(); });
-  site.note = !any_symbols ? "no symbols: the program is stripped"
-              : !any_source ? "no debug info: build with -g for file:line"
-                            : "";
+  // No frame of the program's own code has a source file: say why, for the
+  // first frame outside libc.
+  for (std::size_t i = 0; i < site.frames.size(); ++i)
+    if (!plumbing(site.frames[i])) {
+      site.site = i;
+      break;
+    }
+  const auto& f = site.frames[site.site];
+  site.note = f.function.empty() ? "no symbols: " + basename_of(f.module) + " is stripped"
+              : f.file.empty()   ? "no debug info in " + basename_of(f.module) + ": build with -g for file:line"
+                                 : "";
   return site;
 }
 
@@ -285,6 +292,15 @@ std::string Frame::where() const {
   if (!function.empty()) s += " " + function;
   if (inlined) s += " (inlined)";
   return s;
+}
+
+std::vector<int> recorder_fds(pid_t pid) {
+  if (!pid) pid = getpid();
+  auto table = read_table(pid);
+  std::vector<int> out;
+  for (std::uint32_t i = 0; table.address && i < table.header.own_count && i < 4; ++i)
+    out.push_back(table.header.own_fds[i]);
+  return out;
 }
 
 bool recording_open_sites(pid_t pid) { return table_address(pid ? pid : getpid()) != 0; }
@@ -354,6 +370,13 @@ std::vector<BadClose> bad_closes(std::uint64_t* seen, pid_t pid) {
     if (more.more) out.push_back(std::move(more));
   }
   return out;
+}
+
+std::vector<BadClose> take_bad_closes() {
+  static std::mutex mutex;
+  static std::uint64_t taken = 0;
+  std::lock_guard lock(mutex);
+  return bad_closes(&taken);
 }
 
 std::string site_lines(const OpenSite& site, const char* verb, std::size_t frames) {

@@ -13,7 +13,33 @@ function(step what)
 endfunction()
 step("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)
 step("configure the example" ${CMAKE_COMMAND} -S ${EXAMPLE_DIR} -B ${WORK_DIR}/example
-     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
+     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
 step("build the example" ${CMAKE_COMMAND} --build ${WORK_DIR}/example -j2)
 step("test the example" ${CMAKE_CTEST_COMMAND} --test-dir ${WORK_DIR}/example --output-on-failure
      --no-tests=error)
+
+# The leaky tests: each report names the exact line of the accept and the
+# pipe in the example's own source (found from its "site:" comments).
+execute_process(COMMAND ${WORK_DIR}/example/leaky_test --closecheck_settle_ms=2000
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "package test: leaky_test passed, but it leaks:\n${out}")
+endif()
+file(STRINGS ${EXAMPLE_DIR}/leaky_test.cpp source)
+set(n 0)
+foreach(line IN LISTS source)
+  math(EXPR n "${n} + 1")
+  if(line MATCHES "// site: ([a-z]+)")
+    set(expected "opened at ${EXAMPLE_DIR}/leaky_test.cpp:${n} ")
+    string(FIND "${out}" "${expected}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "package test: the report does not name the ${CMAKE_MATCH_1} at line ${n} "
+                          "('${expected}'):\n${out}")
+    endif()
+    message(STATUS "package test: the ${CMAKE_MATCH_1} at leaky_test.cpp:${n} is named: ok")
+  endif()
+endforeach()
+string(FIND "${out}" "CLOSE_WAIT" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "package test: the accepted socket is not reported in CLOSE_WAIT:\n${out}")
+endif()

@@ -107,6 +107,88 @@ def test_child_holder():
           "the text report says where it came from")
 
 
+def marked(path, text):
+    """The line number of the first line of path containing text."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if text in line:
+                return n
+    fail("no %r in %s" % (text, path))
+
+
+def close_wait_leak_site():
+    """'common.h:N tcp_connection' and 'close_wait_leak.c:M main': the client's socket() and its caller."""
+    return ("%s:%d tcp_connection" % (os.path.join(HERE, "common.h"), marked(os.path.join(HERE, "common.h"), "*client = socket(")),
+            "%s:%d main" % (os.path.join(HERE, "close_wait_leak.c"),
+                            marked(os.path.join(HERE, "close_wait_leak.c"), "tcp_connection(&listener")))
+
+
+def test_open_site():
+    status, out, err = closecheck("run", "--", program("cli_close_wait_leak"))
+    site, caller = close_wait_leak_site()
+    check(status == 1, "findings: exit status 1")
+    check(re.search(r"^closecheck:     opened at %s\b" % re.escape(site), err, re.M), "the open site: " + site)
+    check(re.search(r"^closecheck:       from %s$" % re.escape(caller), err, re.M), "its caller: " + caller)
+
+
+def test_open_site_json():
+    status, report, out = run_json("--", program("cli_close_wait_leak"))
+    site, caller = close_wait_leak_site()
+    (f,) = report["findings"]
+    opened = f["fd"]["opened"]
+    check(opened["site"].startswith(site), "the site: %s" % opened["site"])
+    frames = [(fr["file"], fr["line"], fr["function"]) for fr in opened["frames"]]
+    check(any("%s:%d %s" % fr == caller for fr in frames), "the caller among the frames: %s" % frames)
+    check(all(fr["pc"].startswith("0x") and fr["module"] for fr in opened["frames"]), "pc and module of each frame")
+
+
+def test_open_site_static():
+    status, out, err = closecheck("run", "--", program("cli_close_wait_leak_static"))
+    check(status == 1, "still a finding: exit status 1")
+    check("closecheck:     opened at: unknown (statically linked: closecheck's recorder cannot be preloaded into it)\n"
+          in err, "why there is no open site")
+
+
+def test_open_site_stripped():
+    status, out, err = closecheck("run", "--", program("cli_close_wait_leak_stripped"))
+    check(status == 1, "still a finding: exit status 1")
+    check(re.search(r"^closecheck:     opened at cli_close_wait_leak_stripped\+0x[0-9a-f]+\n", err, re.M),
+          "the site as module+offset")
+    check("closecheck:       (no symbols: cli_close_wait_leak_stripped is stripped)\n" in err,
+          "why there is no file:line")
+
+
+def test_open_sites_off():
+    status, out, err = closecheck("run", "--open-sites", "off", "--", program("cli_close_wait_leak"))
+    check(status == 1 and "CLOSE_WAIT" in err, "the finding")
+    check("opened at" not in err, "no open site")
+
+
+def test_ignore_opened_in():
+    status, out, err = closecheck("run", "--ignore-opened-in", "*/common.h:*", "--", program("cli_close_wait_leak"))
+    check(status == 0, "the only finding is ignored: exit status 0")
+    check("closecheck: no findings (1 process checked, 1 ignored" in err, "counted as ignored")
+    status, out, err = closecheck("run", "--ignore-opened-in", "*/elsewhere.c:*", "--", program("cli_close_wait_leak"))
+    check(status == 1, "a glob that names another file ignores nothing")
+
+
+def test_double_close():
+    src = os.path.join(HERE, "double_close.c")
+    status, report, out = run_json("--", program("cli_double_close"))
+    check(status == 1 and report["findings"] == [], "a double close fails; no fd finding")
+    (d,) = report["double_closes"]
+    for key, mark in (("closed_now", "site: second close"), ("closed_before", "site: first close"),
+                      ("opened", "site: opened")):
+        check(d[key]["site"].startswith("%s:%d main" % (src, marked(src, mark))), "%s: %s" % (key, d[key]["site"]))
+    status, out, err = closecheck("run", "--", program("cli_double_close"))
+    check(re.search(r"^closecheck: pid \d+ \(cli_double_clos\): double-close: close\(%d\) of an fd that was not "
+                    r"open: closed twice$" % d["fd"], err, re.M), "the text report's heading")
+    check("closecheck:     closed again at %s:%d main" % (src, marked(src, "site: second close")) in err, "the second close")
+    check("closecheck: 1 finding (1 process checked, 0 in CLOSE_WAIT, 1 double close" in err, "the summary")
+    status, out, err = closecheck("run", "--fail-on", "close-wait", "--", program("cli_double_close"))
+    check(status == 0, "--fail-on close-wait: reported, not failed")
+
+
 def test_python_leak():
     # CPython closes the leaked socket at interpreter shutdown, 5 ms after the
     # listener: --settle 0 reports it at the listener's close.
@@ -439,6 +521,8 @@ BAD_INPUT = {
     "missing-value": ["run", "--ignore"],
     "bad-settle": ["run", "--settle", "1s", "--", "/bin/true"],
     "negative-settle": ["run", "--settle=-5", "--", "/bin/true"],
+    "bad-open-sites": ["run", "--open-sites", "maybe", "--", "/bin/true"],
+    "too-many-frames": ["run", "--frames", "100", "--", "/bin/true"],
     "watch-no-program": ["watch", "--interval", "10"],
     "watch-unknown-option": ["watch", "--every", "10", "--", "/bin/true"],
     "watch-missing-program": ["watch", "--", "/nonexistent/program"],

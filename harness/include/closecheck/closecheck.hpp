@@ -197,6 +197,9 @@ Verdict expect_no_leaks(const std::function<void()>& block, const Options& = {})
 // --- Open sites, double closes ---------------------------------------------
 // Whether pid (0: this process) records open sites.
 bool recording_open_sites(pid_t pid = 0);
+// The fds the recorder itself holds in pid (0: this process): libunwind's
+// memory-validation pipe. Not the program's: never report them.
+std::vector<int> recorder_fds(pid_t pid = 0);
 // Fills fd.opened for each of pid's fds (0: this process). pid's other
 // process must be stopped or its fds still open (ptrace permission needed).
 void find_open_sites(std::vector<Fd>& fds, pid_t pid = 0);
@@ -212,6 +215,9 @@ struct BadClose {
 // The bad closes of pid (0: this process) after the first *seen of them;
 // updates *seen.
 std::vector<BadClose> bad_closes(std::uint64_t* seen = nullptr, pid_t pid = 0);
+// This process's bad closes since the last take_bad_closes(): the listener
+// takes them after each test (and fails it); a test that expects one takes it first.
+std::vector<BadClose> take_bad_closes();
 std::string describe(const BadClose&, std::size_t frames = 3);
 // "    <verb> at file:line function" and `frames` more "      from" lines.
 std::string site_lines(const OpenSite&, const char* verb, std::size_t frames);

@@ -37,7 +37,6 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
   // destroyed before OnTestEnd). Dropped at the end of a suite, so that
   // SetUpTestSuite's descriptors are not charged to the next suite's first test.
   std::optional<Snapshot> next_baseline_;
-  std::uint64_t bad_closes_seen_ = 0;  // double closes before this test
 };
 
 // Appends a LeakCheckListener configured from the environment and from
