@@ -257,6 +257,9 @@ class Tracer {
   std::string text_report() const;
   std::string json_report() const;
   bool fails(const Finding&) const;
+  // A double close fails only with --fail-on leaks: programs nobody here wrote
+  // (bash, socat) close fds twice on purpose and ignore the EBADF.
+  bool closes_fail() const { return options_.fail_on == FailOn::leaks; }
   int status() const;
 
   const RunOptions& options_;
@@ -589,9 +592,21 @@ void Tracer::find_site(pid_t pid, Finding& f) const {
   std::vector<Fd> one{f.fd};
   find_open_sites(one, pid);
   f.fd.opened = std::move(one[0].opened);
-  if (!f.fd.opened.known() && f.crossed_exec)
-    f.fd.opened.unknown = "opened before pid " + std::to_string(pid) +
-                          "'s exec, by the program it was then; an open-site table does not survive exec";
+  if (f.fd.opened.known() || !f.crossed_exec) return;
+  // Opened before the exec: in the parent that handed it down, if that parent
+  // is still there (its table keeps the open of what it has closed since).
+  auto parent = processes_.count(pid) ? processes_.at(pid).parent : 0;
+  if (parent && alive(parent)) {
+    find_open_sites(one, parent, true);
+    if (one[0].opened.known()) {
+      f.fd.opened = std::move(one[0].opened);
+      f.fd.opened.note = "opened by pid " + std::to_string(parent) + " (" + processes_.at(parent).command +
+                         "), which handed it down";
+      return;
+    }
+  }
+  f.fd.opened.unknown = "opened before pid " + std::to_string(pid) +
+                        "'s exec, by the program it was then; an open-site table does not survive exec";
 }
 
 // libclosecheck_sites.so, to preload: $CLOSECHECK_SITES_LIB, beside an installed
@@ -690,9 +705,8 @@ bool Tracer::fails(const Finding& f) const {
 int Tracer::status() const {
   if (!root_status_) return 2;
   if (int s = exit_status(*root_status_); s != 0) return s;  // the program's own failure
-  bool closes_fail = options_.fail_on == FailOn::findings || options_.fail_on == FailOn::leaks;
   return std::any_of(findings_.begin(), findings_.end(), [&](const Finding& f) { return fails(f); }) ||
-                 (closes_fail && !double_closes_.empty())
+                 (closes_fail() && !double_closes_.empty())
              ? 1
              : 0;
 }
@@ -791,14 +805,19 @@ std::string Tracer::text_report() const {
            " found at a listener's close still held, " + std::to_string(later - later_held) +
            " closed before\n";
   auto processes = std::to_string(checked_) + (checked_ == 1 ? " process" : " processes");
-  auto total = findings_.size() + double_closes_.size();
+  auto total = findings_.size() + (closes_fail() ? double_closes_.size() : 0);
   if (total == 0)
     out += "closecheck: no findings (" + processes + " checked";
   else
     out += "closecheck: " + std::to_string(total) + (total == 1 ? " finding" : " findings") + " (" +
            processes + " checked, " + std::to_string(close_wait) + " in CLOSE_WAIT" +
-           (double_closes_.empty() ? std::string() : ", " + std::to_string(double_closes_.size()) + " double close" + (double_closes_.size() == 1 ? "" : "s"));
+           (double_closes_.empty() || !closes_fail()
+                ? std::string()
+                : ", " + std::to_string(double_closes_.size()) + " double close" + (double_closes_.size() == 1 ? "" : "s"));
   if (ignored_) out += ", " + std::to_string(ignored_) + " ignored";
+  if (!double_closes_.empty() && !closes_fail())
+    out += "; " + std::to_string(double_closes_.size()) + " double close" + (double_closes_.size() == 1 ? "" : "s") +
+           " above, not failing: --fail-on leaks fails on them";
   if (not_findings_)
     out += "; " + std::to_string(not_findings_) + " other fd" + (not_findings_ == 1 ? "" : "s") +
            " held at exit, not findings: --strict lists them";
@@ -854,7 +873,7 @@ std::string Tracer::json_report() const {
     const auto& d = double_closes_[i];
     j += std::string(i ? "," : "") + "{\"pid\":" + std::to_string(d.pid) + ",\"command\":" + json_string(d.command) +
          ",\"exe\":" + json_string(d.exe) + ",\"fd\":" + std::to_string(d.close.fd) +
-         ",\"more\":" + std::to_string(d.close.more) +
+         ",\"more\":" + std::to_string(d.close.more) + ",\"fails\":" + (closes_fail() ? "true" : "false") +
          ",\"closed_now\":" + detail::frames_json(d.close.closed_now) +
          ",\"closed_before\":" + detail::frames_json(d.close.closed_before) +
          ",\"opened\":" + detail::frames_json(d.close.opened) + "}";

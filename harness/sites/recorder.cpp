@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -78,6 +79,21 @@ bool in_table(int fd) { return fd >= 0 && static_cast<unsigned>(fd) < table->cap
 bool starting = false;
 int own_fds[4];
 unsigned own_count = 0;
+
+// Moves an fd the recorder opens for itself (libunwind's pipe) up, out of
+// the numbers the program will use: a program that counts on getting fd 3
+// still gets it. Returns the new number.
+int move_up(int fd) {
+  if (fd < 0) return fd;
+  struct rlimit limit;
+  long top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                 ? static_cast<long>(limit.rlim_cur)
+                 : 1024;
+  int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, top > 64 ? top - 32 : fd));
+  if (high < 0) return fd;
+  syscall(SYS_close, fd);
+  return high;
+}
 
 // After a call that returned a new fd.
 void opened(int fd) {
@@ -344,6 +360,10 @@ CC_EXPORT int pipe(int p[2]) {
 CC_EXPORT int pipe2(int p[2], int flags) {
   REAL(pipe2);
   int r = real(p, flags);
+  if (r == 0 && starting) {  // libunwind's
+    p[0] = move_up(p[0]);
+    p[1] = move_up(p[1]);
+  }
   if (r == 0) {
     opened(p[0]);
     opened(p[1]);

@@ -266,9 +266,13 @@ Table read_table(pid_t pid) {
   return t;
 }
 
-bool current(const closecheck_slot& slot, const Fd& fd) {
-  return slot.open.seq > slot.close.seq && slot.open.device == static_cast<std::uint64_t>(fd.device) &&
+bool same_object(const closecheck_slot& slot, const Fd& fd) {
+  return slot.open.device == static_cast<std::uint64_t>(fd.device) &&
          slot.open.inode == static_cast<std::uint64_t>(fd.inode);
+}
+
+bool current(const closecheck_slot& slot, const Fd& fd) {
+  return slot.open.seq > slot.close.seq && same_object(slot, fd);
 }
 
 bool frame_matches(const std::string& pattern, const Frame& f) {
@@ -305,7 +309,7 @@ std::vector<int> recorder_fds(pid_t pid) {
 
 bool recording_open_sites(pid_t pid) { return table_address(pid ? pid : getpid()) != 0; }
 
-void find_open_sites(std::vector<Fd>& fds, pid_t pid) {
+void find_open_sites(std::vector<Fd>& fds, pid_t pid, bool closed_too) {
   if (fds.empty()) return;
   const bool self = !pid || pid == getpid();
   if (self) pid = getpid();
@@ -322,7 +326,7 @@ void find_open_sites(std::vector<Fd>& fds, pid_t pid) {
       fd.opened.unknown = table.why;
     } else if (!table.read_slot(pid, fd.number, slot)) {
       fd.opened.unknown = "fd beyond the open-site table (CLOSECHECK_SITES_CAPACITY)";
-    } else if (!current(slot, fd)) {
+    } else if (!current(slot, fd) && !(closed_too && slot.open.seq && same_object(slot, fd))) {
       fd.opened.unknown = "not opened through a call closecheck records (inherited, a raw system "
                           "call, or a call libc made to itself)";
     } else if (self) {

@@ -202,7 +202,9 @@ bool recording_open_sites(pid_t pid = 0);
 std::vector<int> recorder_fds(pid_t pid = 0);
 // Fills fd.opened for each of pid's fds (0: this process). pid's other
 // process must be stopped or its fds still open (ptrace permission needed).
-void find_open_sites(std::vector<Fd>& fds, pid_t pid = 0);
+// closed_too: also an fd pid has closed since (the same object, by device
+// and inode, under the same number): where a parent opened what it handed down.
+void find_open_sites(std::vector<Fd>& fds, pid_t pid = 0, bool closed_too = false);
 
 // A close(2) that failed with EBADF on a number the process had used: closed
 // twice, or closed by someone else first (who then closed an fd that was not
