@@ -630,6 +630,11 @@ int Tracer::run() {
     const char* old = std::getenv("LD_PRELOAD");
     // The program's environment; closecheck itself is past its own exec.
     setenv("LD_PRELOAD", (old && *old ? lib + ":" + old : lib).c_str(), 1);
+    // A program built with -fsanitize=address wants its runtime first; the
+    // recorder before it passes each call on to ASan's interceptors.
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    setenv("ASAN_OPTIONS",
+           ((asan && *asan ? std::string(asan) + ":" : std::string()) + "verify_asan_link_order=0").c_str(), 1);
   }
   root_ = spawn(options_.argv, install_close_trap, [](pid_t pid) {
     if (ptrace(PTRACE_SEIZE, pid, 0, trace_options) != 0)
