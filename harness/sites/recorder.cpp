@@ -30,7 +30,6 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -80,16 +79,12 @@ bool starting = false;
 int own_fds[4];
 unsigned own_count = 0;
 
-// Moves an fd the recorder opens for itself (libunwind's pipe) up, out of
-// the numbers the program will use: a program that counts on getting fd 3
-// still gets it. Returns the new number.
+// Moves an fd the recorder opens for itself (libunwind's pipe, refused it,
+// makes every unwind 10x slower) out of the numbers a program uses first: a
+// program that expects its first socket to be fd 3 still gets 3. Not far up:
+// listing /proc/self/fd costs as much as the highest number open.
 int move_up(int fd) {
-  if (fd < 0) return fd;
-  struct rlimit limit;
-  long top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
-                 ? static_cast<long>(limit.rlim_cur)
-                 : 1024;
-  int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, top > 64 ? top - 32 : fd));
+  int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 64));
   if (high < 0) return fd;
   syscall(SYS_close, fd);
   return high;
@@ -360,7 +355,7 @@ CC_EXPORT int pipe(int p[2]) {
 CC_EXPORT int pipe2(int p[2], int flags) {
   REAL(pipe2);
   int r = real(p, flags);
-  if (r == 0 && starting) {  // libunwind's
+  if (r == 0 && starting) {  // libunwind's memory-validation pipe
     p[0] = move_up(p[0]);
     p[1] = move_up(p[1]);
   }
