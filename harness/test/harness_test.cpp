@@ -351,9 +351,11 @@ TEST(Listener, FailsTheTestThatLeakedWithTheReport) {
   close(fd);
   ASSERT_EQ(failures.size(), 1);
   EXPECT_TRUE(failures.GetTestPartResult(0).nonfatally_failed());
-  EXPECT_STREQ(failures.GetTestPartResult(0).message(),
-               ("closecheck: 1 fd leaked by this test:\nfd " + std::to_string(fd) + "  eventfd\n")
-                   .c_str());
+  // The report line, then where it was opened (the line of the eventfd call above).
+  std::string message = failures.GetTestPartResult(0).message();
+  EXPECT_TRUE(message.starts_with("closecheck: 1 fd leaked by this test:\nfd " + std::to_string(fd) +
+                                  "  eventfd\n    opened at " + __FILE__ + ":"))
+      << message;
 }
 
 TEST(Listener, GtestMainChecksEveryTestWithNoCodeChange) {

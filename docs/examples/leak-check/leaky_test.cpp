@@ -4,6 +4,7 @@
 // pipe lines below as the open sites (harness/test/package_test.cmake checks
 // that it does, using the "site:" comments).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
