@@ -62,19 +62,57 @@ def timeline(samples):
     return "".join(out)
 
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def site_of(f):
+    """(path relative to the source tree, line, function) of a leak's open site, or None."""
+    opened = f.get("opened") or {}
+    frames = opened.get("frames") or []
+    site = opened.get("site")
+    for fr in frames:
+        if site and site.startswith(f'{fr["file"]}:{fr["line"]} ') or site == f'{fr["file"]}:{fr["line"]}':
+            path = pathlib.Path(fr["file"])
+            try:
+                rel = path.resolve().relative_to(ROOT)
+            except ValueError:
+                rel = path
+            return str(rel), fr["line"], fr["function"]
+    return None
+
+
+def excerpt(rel, line, function):
+    """The lines around an open site, the site's own marked: where the bug's fd was made."""
+    try:
+        lines = (ROOT / rel).read_text().splitlines()
+    except OSError:
+        return ""
+    first, last = max(1, line - 3), min(len(lines), line + 2)
+    body = "".join(f'<span class="{"here" if n == line else "ctx"}">{n:4d}  {html.escape(lines[n - 1])}</span>\n'
+                   for n in range(first, last + 1))
+    return (f'<div class="site" data-site="{html.escape(rel)}:{line}"><p>opened at <code>{html.escape(rel)}:{line}'
+            f'</code> in <code>{html.escape(function)}</code></p><pre>{body}</pre></div>')
+
+
 def variant_block(d):
     verdict = d["verdict"]
     cls = "ok" if verdict in ("clean", "leaks as expected") else "bad"
+    leaked = d.get("leaked", [])[:50]
+    sites = [site_of(f) for f in leaked]
     rows = "".join(
         f"<tr><td>{f['fd']}</td><td>{html.escape(f['kind'])}</td>"
         f"<td>{html.escape(f.get('protocol', ''))}</td><td>{html.escape(f.get('local', f['target']))}</td>"
-        f"<td>{html.escape(f.get('peer', ''))}</td><td>{html.escape(f.get('state', ''))}</td></tr>"
-        for f in d.get("leaked", [])[:50])
+        f"<td>{html.escape(f.get('peer', ''))}</td><td>{html.escape(f.get('state', ''))}</td>"
+        f"<td>{html.escape(f'{s[0]}:{s[1]}') if s else ''}</td></tr>"
+        for f, s in zip(leaked, sites))
     table = (f'<table class="leaks"><tr><th>fd</th><th>kind</th><th>protocol</th><th>local / target</th>'
-             f'<th>peer</th><th>state</th></tr>{rows}</table>' if rows else '<p class="none">nothing leaked</p>')
+             f'<th>peer</th><th>state</th><th>opened at</th></tr>{rows}</table>'
+             if rows else '<p class="none">nothing leaked</p>')
+    # Each distinct open site once, with its source: the line that made what the bug never closed.
+    shown = "".join(excerpt(*s) for s in dict.fromkeys(s for s in sites if s))
     return (f'<div class="variant" data-variant="{html.escape(d["variant"])}">'
             f'<h3>{html.escape(d["variant"])} <span class="verdict {cls}">{html.escape(verdict)}</span></h3>'
-            f'<p class="summary">{html.escape(d["summary"]) or "&nbsp;"}</p>{table}'
+            f'<p class="summary">{html.escape(d["summary"]) or "&nbsp;"}</p>{table}{shown}'
             f'<h4>TCP sockets over time</h4>{timeline(d.get("samples", []))}</div>')
 
 
@@ -109,6 +147,10 @@ body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; }}
 .summary {{ font-family: monospace; white-space: pre-wrap; }}
 table.leaks {{ border-collapse: collapse; font-family: monospace; font-size: 12px; }}
 table.leaks td, table.leaks th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: left; }}
+div.site p {{ margin: 8px 0 2px; font-size: 13px; }}
+div.site pre {{ margin: 0; background: #f6f6f6; font-size: 12px; padding: 4px; overflow-x: auto; }}
+div.site span.here {{ background: #ffe08a; font-weight: bold; }}
+div.site span.ctx {{ color: #555; }}
 svg.timeline text.lane {{ font: 9px monospace; fill: #111; }}
 svg.timeline text.axis {{ font: 10px sans-serif; fill: #555; }}
 .key {{ display: inline-block; width: 12px; height: 12px; margin: 0 3px 0 10px; vertical-align: middle; }}

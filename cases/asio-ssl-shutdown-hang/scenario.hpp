@@ -93,7 +93,8 @@ inline closecheck::Options ignoring(const std::vector<std::string>& own) {
 inline std::vector<closecheck::Expected> stuck(const Server& server, TcpState state, std::size_t n = 1,
                                                const std::string& peer = "127.0.0.1:*") {
   if (!broken) return {};
-  return {{n, closecheck::tcp(state).local(server.address()).peer(state == TcpState::close ? "" : peer)}};
+  return {{n, closecheck::tcp(state).local(server.address()).peer(state == TcpState::close ? "" : peer)
+                  .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 // How long a test waits for a shutdown that the fixed variant ends at its

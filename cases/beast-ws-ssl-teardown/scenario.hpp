@@ -32,7 +32,8 @@ inline void echo_then_close(Client& client, std::uint16_t port, const std::strin
 inline std::vector<closecheck::Expected> expected_after_close(std::size_t clients,
                                                               const std::string& server) {
   if (!broken) return {};
-  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local("127.0.0.1:*").peer(server)}};
+  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local("127.0.0.1:*").peer(server)
+                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 }  // namespace beast_ws_ssl_teardown

@@ -29,7 +29,8 @@ inline std::string one_client(const Server& server, const std::string& request =
 inline std::vector<closecheck::Expected> expected_after(std::size_t clients, const Server& server) {
   if (!broken) return {};
   auto here = "127.0.0.1:" + std::to_string(server.endpoint().port());
-  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here).peer("127.0.0.1:*")}};
+  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here).peer("127.0.0.1:*")
+                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 }  // namespace close_wait_server

@@ -58,7 +58,7 @@ TEST(CloseWaitServer, UnderAnFdLimit) {
     }});
     rlimit limit{};
     getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = closecheck::Snapshot::take().size() + headroom;
+    limit.rlim_cur = static_cast<rlim_t>(fixtures::fd_limit_for_headroom(headroom));
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return 3;
     auto port = std::to_string(server.endpoint().port()) + "\n";
     (void)!write(to_parent, port.data(), port.size());

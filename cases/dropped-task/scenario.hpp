@@ -100,8 +100,10 @@ inline const std::string forward_transcript = "FORWARD 1 open\nDATA 1 hello\nFOR
 inline std::vector<closecheck::Expected> expected_after_forward(const Server& server, const Target& target) {
   using closecheck::TcpState;
   if (!broken) return {};
-  return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")},
-          {1, closecheck::tcp(TcpState::close_wait).local("127.0.0.1:*").peer(target.address())}};
+  return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")
+                  .opened_in(CLOSECHECK_CASE_SOURCES)},
+          {1, closecheck::tcp(TcpState::close_wait).local("127.0.0.1:*").peer(target.address())
+                  .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 }  // namespace dropped_task

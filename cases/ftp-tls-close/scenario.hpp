@@ -103,7 +103,7 @@ inline std::vector<closecheck::Expected> left_open(const ftp_tls::Server& server
                                                    bool with_data = false) {
   if (!broken) return {};
   auto peer_is = [](const std::string& what, const std::string& address) {
-    return closecheck::tcp(TcpState::established).with(
+    return closecheck::tcp(TcpState::established).opened_in(CLOSECHECK_CASE_SOURCES).with(
         "peer = the client's " + what, [&address](const closecheck::Fd& fd) {
           if (!fd.socket) return false;
           return address.empty() ? fd.socket->peer.starts_with("127.0.0.1:") : fd.socket->peer == address;

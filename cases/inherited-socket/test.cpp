@@ -30,6 +30,13 @@ TEST(InheritedSocket, ServerSocketsCloseOnExecOnlyWhenFixed) {
   Helpers helpers;
   Server server(helpers);
   EXPECT_EQ(close_on_exec(server.listening_fd()), !broken);
+  // The listener the broken variant's helpers keep was opened in this case's server.
+  auto listening = closecheck::inspect(server.listening_fd());
+  ASSERT_TRUE(listening);
+  std::vector<closecheck::Fd> fds{*listening};
+  closecheck::find_open_sites(fds);
+  EXPECT_TRUE(closecheck::tcp(TcpState::listen).opened_in(CLOSECHECK_CASE_SOURCES)(fds[0]))
+      << closecheck::report(fds);
 }
 
 // The peer's side: the server has closed the connection, but while the helper

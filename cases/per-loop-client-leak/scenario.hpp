@@ -23,7 +23,7 @@ inline const std::vector<closecheck::Kind> loop_fd_kinds = {
 inline std::vector<closecheck::Expected> expected_after(std::size_t iterations) {
   if (!broken) return {};
   std::vector<closecheck::Expected> e;
-  for (auto k : loop_fd_kinds) e.push_back({iterations, closecheck::kind(k)});
+  for (auto k : loop_fd_kinds) e.push_back({iterations, closecheck::kind(k).opened_in(CLOSECHECK_CASE_SOURCES)});
   return e;
 }
 

@@ -55,7 +55,8 @@ inline std::string here(const Server& server) {
 inline std::vector<closecheck::Expected> expected_after_stop(std::size_t clients,
                                                              const Server& server) {
   if (!broken) return {};
-  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here(server)).peer("127.0.0.1:*")}};
+  return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here(server)).peer("127.0.0.1:*")
+                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 }  // namespace stopped_context

@@ -78,7 +78,8 @@ inline std::string drop_without_closing(Client& client, std::uint16_t port) {
 // keeps it rather than closing it from under lws.)
 inline std::vector<closecheck::Expected> expected_after_release(const std::string& server_address) {
   if (!broken) return {};
-  return {{1, closecheck::tcp(closecheck::TcpState::established).peer(server_address)}};
+  return {{1, closecheck::tcp(closecheck::TcpState::established).peer(server_address)
+              .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
 // Broken, then: the server closes its end. Nobody reads the lost socket (the

@@ -79,7 +79,11 @@ bool statically_linked(pid_t pid) {
 // libdwfl over one process's mappings; made on first use.
 class Symbolizer {
  public:
-  explicit Symbolizer(pid_t pid) : pid_(pid) {}
+  // cache: the frames of each address looked up, kept by the caller (this
+  // process's across calls: its libraries' addresses do not move). A
+  // symbolizer holds the ELF files it reads open until it is destroyed.
+  using Cache = std::map<std::uint64_t, std::vector<Frame>>;
+  explicit Symbolizer(pid_t pid, Cache* cache = nullptr) : pid_(pid), cache_(cache ? cache : &own_) {}
   ~Symbolizer() {
     if (dwfl_) dwfl_end(dwfl_);
   }
@@ -87,8 +91,27 @@ class Symbolizer {
   Symbolizer& operator=(const Symbolizer&) = delete;
 
   // One return address becomes one frame, or several when calls were inlined
-  // there (the innermost first).
+  // there (the innermost first). Each address is looked up once.
   void frames(std::uint64_t pc, std::vector<Frame>& out) {
+    auto it = cache_->find(pc);
+    if (it == cache_->end()) {
+      std::vector<Frame> found;
+      lookup(pc, found);
+      // An address in no module: a library loaded since; look again next time.
+      if (found.size() == 1 && found[0].module.empty() && dwfl_) {
+        dwfl_end(dwfl_);
+        dwfl_ = nullptr;
+        tried_ = false;
+        out.insert(out.end(), found.begin(), found.end());
+        return;
+      }
+      it = cache_->emplace(pc, std::move(found)).first;
+    }
+    out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+
+ private:
+  void lookup(std::uint64_t pc, std::vector<Frame>& out) {
     Frame base;
     base.pc = pc;
     if (!ready()) {
@@ -159,7 +182,6 @@ class Symbolizer {
     if (!pushed) out.push_back(base);
   }
 
- private:
   bool ready() {
     if (tried_) return dwfl_ != nullptr;
     tried_ = true;
@@ -188,6 +210,8 @@ class Symbolizer {
   pid_t pid_;
   Dwfl* dwfl_ = nullptr;
   bool tried_ = false;
+  Cache* cache_;
+  Cache own_;
 };
 
 // Frames of the recorder, libc, the dynamic loader and the sanitizers'
@@ -315,9 +339,12 @@ void find_open_sites(std::vector<Fd>& fds, pid_t pid, bool closed_too) {
   if (self) pid = getpid();
   auto table = read_table(pid);
   if (!table.address && self) return;  // not recording here: nothing to say
-  // This process's sites by the seq of their open: settling asks again and again.
+  // This process's sites by the seq of their open (settling asks again and
+  // again), from one symbolizer that remembers every address it looked up.
   static std::mutex cache_mutex;
   static std::map<std::uint64_t, OpenSite> cache;
+  static Symbolizer::Cache frames_cache;
+  static pid_t cache_pid = 0;
   std::optional<Symbolizer> symbols;
   for (auto& fd : fds) {
     fd.opened = {};
@@ -333,7 +360,12 @@ void find_open_sites(std::vector<Fd>& fds, pid_t pid, bool closed_too) {
       std::lock_guard lock(cache_mutex);
       auto it = cache.find(slot.open.seq);
       if (it == cache.end()) {
-        if (!symbols) symbols.emplace(pid);
+        if (cache_pid != pid) {  // a fork's child: start again (its parent may load other libraries)
+          cache.clear();
+          frames_cache.clear();
+          cache_pid = pid;
+        }
+        if (!symbols) symbols.emplace(pid, &frames_cache);
         it = cache.emplace(slot.open.seq, symbolize(*symbols, slot.open)).first;
       }
       fd.opened = it->second;
