@@ -103,7 +103,8 @@ def variant_block(d):
         f"<tr><td>{f['fd']}</td><td>{html.escape(f['kind'])}</td>"
         f"<td>{html.escape(f.get('protocol', ''))}</td><td>{html.escape(f.get('local', f['target']))}</td>"
         f"<td>{html.escape(f.get('peer', ''))}</td><td>{html.escape(f.get('state', ''))}</td>"
-        f"<td>{html.escape(f'{s[0]}:{s[1]}') if s else ''}</td></tr>"
+        f"<td title=\"{html.escape(f'{s[0]}:{s[1]}') if s else ''}\">"
+        f"{html.escape(pathlib.PurePath(s[0]).name + ':' + str(s[1])) if s else ''}</td></tr>"
         for f, s in zip(leaked, sites))
     table = (f'<table class="leaks"><tr><th>fd</th><th>kind</th><th>protocol</th><th>local / target</th>'
              f'<th>peer</th><th>state</th><th>opened at</th></tr>{rows}</table>'
