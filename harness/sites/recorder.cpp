@@ -183,8 +183,13 @@ __attribute__((constructor(101))) void init() {
         },
         &base);
   }
-  if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL))
-    unwind = reinterpret_cast<backtrace_fn>(dlsym(lib, "unw_backtrace"));
+  // Under ThreadSanitizer, libunwind's per-thread cache is freed by a
+  // thread-exit destructor that takes a mutex after TSan has let go of the
+  // thread (a crash): glibc's backtrace() there.
+  bool tsan = dlsym(RTLD_DEFAULT, "__tsan_init") != nullptr;
+  if (!tsan)
+    if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL))
+      unwind = reinterpret_cast<backtrace_fn>(dlsym(lib, "unw_backtrace"));
   if (!unwind) unwind = unw_fallback;
   void* prime[4];
   unwind(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
