@@ -188,8 +188,17 @@ __attribute__((constructor(101))) void init() {
   // thread (a crash): glibc's backtrace() there.
   bool tsan = dlsym(RTLD_DEFAULT, "__tsan_init") != nullptr;
   if (!tsan)
-    if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL))
+    if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL)) {
       unwind = reinterpret_cast<backtrace_fn>(dlsym(lib, "unw_backtrace"));
+      // A cache per thread, not one behind a lock: a child forked while another
+      // thread unwinds must not find that lock taken (its close would hang).
+#if defined(__x86_64__)
+      using policy_fn = int (*)(void*, int);
+      auto policy = reinterpret_cast<policy_fn>(dlsym(lib, "_ULx86_64_set_caching_policy"));
+      void* space = dlsym(lib, "_ULx86_64_local_addr_space");
+      if (policy && space) policy(*static_cast<void**>(space), 2 /* UNW_CACHE_PER_THREAD */);
+#endif
+    }
   if (!unwind) unwind = unw_fallback;
   void* prime[4];
   unwind(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
