@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -162,6 +163,43 @@ TEST(CloseWaitServerFault, ClientResetsAfterTheAnswer) {
     ASSERT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
   }));
   EXPECT_EQ(got, "ok: hello\n");
+}
+
+// A planted double close, the sibling bug of every close path: the client's
+// error path closes the connection when the server resets it, and the owner
+// (UniqueFd) closes the same number again when it goes. Had another thread
+// opened an fd in between, that second close would have closed it. The
+// recorder names both closes and the open; both variants (the client's bug).
+TEST(CloseWaitServerFault, ADoubleCloseOnTheClientsErrorPathIsNamed) {
+  Server server;
+  closecheck::take_bad_closes();
+  std::string got;
+  EXPECT_TRUE(closecheck::NoLeaks([&] {
+    Proxy proxy(server.endpoint().port(), {.downstream = {.limit_data = 10, .limit_cut = Cut::reset}});
+    auto client = client_of(proxy);
+    fixtures::send_all(client.get(), "hello\n");
+    if (ending(client.get(), &got) == "reset") {
+      ::close(client.get());  // FLAW: the owner closes it again
+    }
+    ASSERT_TRUE(closecheck::eventually([&] { return server.sessions() == 0; }));
+  }));
+  auto closes = closecheck::take_bad_closes();  // taken: the per-test check does not fail on it
+  ASSERT_EQ(closes.size(), 1u);
+  const auto& bad = closes[0];
+  ASSERT_TRUE(bad.closed_before.known() && bad.closed_now.known() && bad.opened.known())
+      << closecheck::describe(bad);
+  // The stray close is this test's (its exact line is the harness's own test,
+  // harness/test/sites_test.cpp); the second is the owner's, in fixtures.
+  const auto& before = bad.closed_before.frames[bad.closed_before.site];
+  const auto& now = bad.closed_now.frames[bad.closed_now.site];
+  EXPECT_TRUE(before.file.ends_with("/cases/close-wait-server/fault.cpp")) << closecheck::describe(bad);
+  EXPECT_TRUE(now.function.starts_with("fixtures::UniqueFd::reset")) << closecheck::describe(bad);
+  auto in_this_file = [](const closecheck::OpenSite& site) {
+    return std::any_of(site.frames.begin(), site.frames.end(), [](const closecheck::Frame& f) {
+      return f.file.ends_with("/cases/close-wait-server/fault.cpp");
+    });
+  };
+  EXPECT_TRUE(in_this_file(bad.closed_now) && in_this_file(bad.opened)) << closecheck::describe(bad);
 }
 
 // The client closes without reading its answer: its close is an RST (unread
