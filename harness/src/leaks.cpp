@@ -137,8 +137,12 @@ bool eventually(const std::function<bool()>& condition, const Options& options) 
   auto deadline = clock::now() + options.settle;
   auto wait = std::chrono::duration_cast<clock::duration>(options.first_wait);
   for (;;) {
+    // Settling is time spent waiting: the check's own time (symbolizing a
+    // stack for the first time can take a while) is not taken from it.
+    auto checking = clock::now();
     if (condition()) return true;
     auto now = clock::now();
+    deadline += now - checking;
     if (now >= deadline) return false;
     // The settle-with-backoff itself: the one place closecheck waits.
     std::this_thread::sleep_for(std::min(wait, deadline - now));

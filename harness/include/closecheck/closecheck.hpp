@@ -138,6 +138,7 @@ std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& = {}, Snapsh
 
 // Polls condition with the same backoff until it holds (true) or settle has
 // passed (false): the way to wait for the kernel or another thread, never a sleep.
+// settle counts the waiting, not the time condition itself takes.
 bool eventually(const std::function<bool()>& condition, const Options& = {});
 
 // --- Expected leaks ------------------------------------------------------
