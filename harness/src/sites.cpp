@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -260,6 +262,36 @@ OpenSite symbolize(Symbolizer& symbols, const closecheck_stack& stack) {
   return site;
 }
 
+// The start time of pid (field 22 of /proc/PID/stat): with the pid, it names
+// one process, even after the pid is reused.
+std::string started(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+  }
+  return field;
+}
+
+// Another process's symbolizer, kept for as long as the same process is
+// asked about: `closecheck run` finds all of a process's fds at its exit,
+// and one libdwfl session then reads its libraries' debug info once.
+Symbolizer& other_process(pid_t pid) {
+  static std::unique_ptr<Symbolizer> last;
+  static pid_t last_pid = 0;
+  static std::string last_start;
+  auto start = started(pid);
+  if (!last || last_pid != pid || last_start != start) {
+    last = std::make_unique<Symbolizer>(pid);
+    last_pid = pid;
+    last_start = start;
+  }
+  return *last;
+}
+
 // The table's header and the slots of the given fd numbers, from pid's memory.
 struct Table {
   std::uintptr_t address = 0;
@@ -370,8 +402,7 @@ void find_open_sites(std::vector<Fd>& fds, pid_t pid, bool closed_too) {
       }
       fd.opened = it->second;
     } else {
-      if (!symbols) symbols.emplace(pid);
-      fd.opened = symbolize(*symbols, slot.open);
+      fd.opened = symbolize(other_process(pid), slot.open);
     }
   }
 }
@@ -389,7 +420,8 @@ std::vector<BadClose> bad_closes(std::uint64_t* seen, pid_t pid) {
   if (count <= from) return out;
   auto table = read_table(pid);
   if (!table.address) return out;
-  Symbolizer symbols(pid);
+  Symbolizer own(pid);
+  Symbolizer& symbols = pid == getpid() ? own : other_process(pid);
   for (std::uint64_t i = from; i < count && i < CLOSECHECK_SITES_BAD_CLOSES; ++i) {
     const auto& b = table.header.bad[i];
     BadClose bc;
