@@ -165,6 +165,10 @@ int unw_fallback(void** pcs, int n) { return backtrace(pcs, n); }
 __attribute__((constructor(101))) void init() {
   const char* off = getenv("CLOSECHECK_SITES");
   if (off && strcmp(off, "off") == 0) return;
+  // Not under ThreadSanitizer: libunwind's thread-exit destructor takes a
+  // mutex after TSan has let go of the thread (a crash), and glibc's unwinder
+  // there made TSan report races on fds. A TSan build runs without open sites.
+  if (dlsym(RTLD_DEFAULT, "__tsan_init")) return;
   busy = true;
   starting = true;
   Dl_info info;
@@ -183,12 +187,7 @@ __attribute__((constructor(101))) void init() {
         },
         &base);
   }
-  // Under ThreadSanitizer, libunwind's per-thread cache is freed by a
-  // thread-exit destructor that takes a mutex after TSan has let go of the
-  // thread (a crash): glibc's backtrace() there.
-  bool tsan = dlsym(RTLD_DEFAULT, "__tsan_init") != nullptr;
-  if (!tsan)
-    if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL)) {
+  if (void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL)) {
       unwind = reinterpret_cast<backtrace_fn>(dlsym(lib, "unw_backtrace"));
       // A cache per thread, not one behind a lock: a child forked while another
       // thread unwinds must not find that lock taken (its close would hang).

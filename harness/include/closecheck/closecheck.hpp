@@ -154,6 +154,8 @@ class Match {
   Match target(std::string glob) const;
   // Its open site (the first frame in the program's own code) is in a source
   // file matching glob: opened_in("*/cases/close-wait-server/server.cpp").
+  // Holds for any fd in a process that does not record open sites
+  // (CLOSECHECK_SITES=off, a ThreadSanitizer build).
   Match opened_in(std::string glob) const;
   bool operator()(const Fd&) const;
   const std::string& description() const { return description_; }
