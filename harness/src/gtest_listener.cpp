@@ -114,11 +114,14 @@ void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
       },
       options);
   suppressions_->record(split);
+  std::string acknowledged;  // also a property of the test in --gtest_output's XML and JSON
   for (const auto& [fd, i] : split.suppressed) {
     const auto& s = suppressions_->list[i];
-    std::cout << "closecheck: suppressed by " << s.where() << (s.reason.empty() ? "" : " (" + s.reason + ")")
-              << ": " << describe(fd) << std::endl;
+    auto line = "suppressed by " + s.where() + (s.reason.empty() ? "" : " (" + s.reason + ")") + ": " + describe(fd);
+    std::cout << "closecheck: " << line << std::endl;
+    acknowledged += (acknowledged.empty() ? "" : "\n") + line;
   }
+  if (!acknowledged.empty()) ::testing::Test::RecordProperty("closecheck_suppressed", acknowledged);
   const auto& leaks = split.leaks;
   if (!json_path_.empty() && (!leaks.empty() || !split.suppressed.empty())) {
     std::ofstream out(json_path_, std::ios::app);

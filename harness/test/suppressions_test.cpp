@@ -36,6 +36,13 @@ bool failed(const std::string& out, const std::string& test) {
   return false;
 }
 
+std::string contents(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 struct Outcome {
   int status = -1;  // the exit status
   std::string out;  // stdout and stderr
@@ -103,8 +110,10 @@ TEST_F(Suppressions, AFileSuppressionPassesTheTestAndSaysWhichLineAcknowledgedWh
                    "test=Known.LeaksAListeningSocket kind=tcp state=LISTEN local=127.0.0.1:*  "
                    "reason=\"bound, never closed\"  # the comment ends the line\n");
   auto json = dir_ + "/leaks.json";
-  auto r = run("Known.LeaksAListeningSocket",
-               flag("--closecheck_suppressions", supp) + " " + flag("--closecheck_json", json));
+  auto xml = dir_ + "/junit.xml";
+  auto r = run("Known.LeaksAListeningSocket", flag("--closecheck_suppressions", supp) + " " +
+                                                  flag("--closecheck_json", json) + " " +
+                                                  flag("--gtest_output", "xml:" + xml));
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("[       OK ] Known.LeaksAListeningSocket"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find(leaked), std::string::npos) << r.out;
@@ -119,11 +128,13 @@ TEST_F(Suppressions, AFileSuppressionPassesTheTestAndSaysWhichLineAcknowledgedWh
   EXPECT_NE(r.out.find("closecheck: suppressions: 1 used, 0 unused, 0 not applied\n"
                        "closecheck: suppression " + supp + ":3 acknowledged 1 fd in 1 test\n"),
             std::string::npos) << r.out;
+  // GoogleTest's XML (JUnit): the same line, as a property of the test.
+  auto j = contents(xml);
+  EXPECT_NE(j.find("<property name=\"closecheck_suppressed\" value=\"suppressed by " + supp +
+                   ":3 (bound, never closed): fd "),
+            std::string::npos) << j;
   // JSON: no leak, one suppressed fd with the suppression that took it.
-  std::ifstream in(json);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto j = text.str();
+  j = contents(json);
   EXPECT_EQ(occurrences(j, "\n"), 1u) << j;
   EXPECT_TRUE(j.starts_with("{\"test\":\"Known.LeaksAListeningSocket\",\"leaks\":[],\"suppressed\":[{\"fd\":"))
       << j;

@@ -50,7 +50,7 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
 // Appends a LeakCheckListener configured from the environment and from
 // --closecheck_* flags (removed from argv): --closecheck_settle_ms=N
 // (CLOSECHECK_SETTLE_MS), --closecheck_json=FILE (CLOSECHECK_JSON: one JSON
-// line per leaking test), --closecheck_frames=N (CLOSECHECK_FRAMES: stack
+// line per test that leaked, suppressed fds included), --closecheck_frames=N (CLOSECHECK_FRAMES: stack
 // frames after each open site), --closecheck_ignore_opened_in=GLOB, repeatable
 // (CLOSECHECK_IGNORE_OPENED_IN: globs separated by ':'), --closecheck=off
 // (CLOSECHECK=off). A test that closes an fd that is not open fails too.
@@ -64,7 +64,8 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
 // (CLOSECHECK_FAIL_ON_UNUSED_SUPPRESSIONS=1): a suppression that applied to a
 // test but acknowledged nothing fails the run (by default it is only listed
 // in the summary at the end). A suppressed fd does not fail its test; a line
-// names it and the suppression (file:line). Call after InitGoogleTest. Returns
+// names it and the suppression (file:line), also recorded as the test's
+// property closecheck_suppressed. Call after InitGoogleTest. Returns
 // false, with a message on stderr, for a bad flag or a bad suppression
 // (naming its file:line) or an unreadable suppressions file.
 bool install_listener(int* argc, char** argv);
