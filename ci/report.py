@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Writes the corpus report: one self-contained HTML page (no network needed).
 
-usage: ci/report.py DATA_DIR OUT_HTML
+usage: ci/report.py DATA_DIR OUT_HTML [MATRIX_DIR]
 
 DATA_DIR holds one JSON file per case and variant, written by the corpus
 programs (`<program> --json FILE`): the verdict, what leaked, and samples of
 the process's descriptors taken while the scenario ran. For each case the page
 shows broken and fixed side by side: the verdict, the leak table, and a
 timeline of every TCP socket's state over time, drawn from those samples.
+
+MATRIX_DIR (build/<preset>/matrix, written by ci/matrix: the ctests
+matrix/<tag>/<case>) holds the library matrix's cells, MATRIX_DIR/<tag>/<case>.json:
+the page then opens with a table of case × library version.
 """
 import html
 import json
@@ -117,10 +121,58 @@ def variant_block(d):
             f'<h4>TCP sockets over time</h4>{timeline(d.get("samples", []))}</div>')
 
 
+def version_key(v):
+    return tuple(int(x) if x.isdigit() else 0 for x in v.split("."))
+
+
+def matrix_table(matrix_dir):
+    """The library matrix: one row per case, one column per library version."""
+    if matrix_dir is None:
+        return ""
+    cells = [json.loads(p.read_text()) for p in sorted(matrix_dir.glob("*/*.json"))]
+    if not cells:
+        return (f'<section id="matrix"><h2>Library matrix</h2><p class="none">no cells in '
+                f'{html.escape(str(matrix_dir))}: run <code>ctest -L matrix</code></p></section>')
+    tags = [t for *_, t in sorted({(c["library"], version_key(c["version"]), c["tag"]) for c in cells})]
+    by = {(c["case"], c["tag"]): c for c in cells}
+    head = "".join(f'<th>{html.escape(t)}</th>' for t in tags)
+    rows = []
+    for case in sorted({c["case"] for c in cells}):
+        tds = []
+        for t in tags:
+            c = by.get((case, t))
+            if c is None:
+                tds.append('<td class="na">&ndash;</td>')
+                continue
+            outcome = {"reproduces": "repro", "the library no longer does this": "gone",
+                       "does not build": "nobuild"}.get(c["got"], "other")
+            detail = [f'expected: {c["expected"]} ({c["expect_source"]})']
+            detail += [f'{v["variant"]}: {v["verdict"]} {v["summary"]}'.rstrip() for v in c["variants"]]
+            detail += [f'{v}: pinned to a library version of its own, not run here' for v in c.get("pinned", [])]
+            detail += [c["note"]] if c.get("note") else []
+            detail += c["problems"]
+            changed = ""
+            if c["got"] != c["expected"]:
+                changed += f'<br><span class="changed">CHANGED: expected {html.escape(c["expected"])}</span>'
+            if any(p.startswith("FIXED VARIANT") for p in c["problems"]):
+                changed += '<br><span class="changed">a fixed variant is not clean</span>'
+            tds.append(f'<td class="cell {outcome} {"ok" if c["ok"] else "bad"}" data-case="{html.escape(case)}" '
+                       f'data-tag="{html.escape(t)}" title="{html.escape(chr(10).join(detail))}">'
+                       f'{html.escape(c["got"])}{changed}</td>')
+        rows.append(f'<tr><th class="case"><a href="#{html.escape(case)}">{html.escape(case)}</a></th>{"".join(tds)}</tr>')
+    changed = sum(not c["ok"] for c in cells)
+    return (f'<section id="matrix"><h2>Library matrix</h2><p>Each case with the library behaviour it '
+            f'depends on, built and run against every version of that library: does its broken variant '
+            f'still reproduce the bug? Every fixed variant is also checked clean on every version. '
+            f'{len(cells)} cells, {changed} differ from what the case declares (hover a cell for details).</p>'
+            f'<table class="matrix"><tr><th>case</th>{head}</tr>{"".join(rows)}</table></section>')
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: ci/report.py DATA_DIR OUT_HTML")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: ci/report.py DATA_DIR OUT_HTML [MATRIX_DIR]")
     data_dir, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    matrix_dir = pathlib.Path(sys.argv[3]) if len(sys.argv) == 4 else None
     runs = [json.loads(p.read_text()) for p in sorted(data_dir.glob("*.json"))]
     if not runs:
         sys.exit(f"ci/report.py: no corpus results in {data_dir}")
@@ -154,12 +206,21 @@ div.site span.here {{ background: #ffe08a; font-weight: bold; }}
 div.site span.ctx {{ color: #555; }}
 svg.timeline text.lane {{ font: 9px monospace; fill: #111; }}
 svg.timeline text.axis {{ font: 10px sans-serif; fill: #555; }}
+table.matrix {{ border-collapse: collapse; margin-bottom: 16px; }}
+table.matrix td, table.matrix th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
+table.matrix th.case {{ font-weight: normal; font-family: monospace; }}
+table.matrix td.repro {{ background: #fde0dc; }} table.matrix td.gone {{ background: #e0f2e9; }}
+table.matrix td.nobuild {{ background: #eeeeee; color: #555; }} table.matrix td.other {{ background: #fff3c4; }}
+table.matrix td.bad {{ outline: 3px solid #c62828; outline-offset: -3px; }}
+table.matrix td.na {{ color: #bbb; }}
+table.matrix span.changed {{ color: #c62828; font-weight: bold; font-size: 12px; }}
 .key {{ display: inline-block; width: 12px; height: 12px; margin: 0 3px 0 10px; vertical-align: middle; }}
 </style></head><body>
 <h1>closecheck corpus report</h1>
 <p>{len(cases)} cases, {len(runs)} variants, {unexpected} unexpected. Each timeline lane is one TCP socket
 this process held, coloured by the state the kernel reported in each sample (hover for details).</p>
 <p class="legend">{legend}</p>
+{matrix_table(matrix_dir)}
 {"".join(sections)}
 </body></html>
 """)
