@@ -25,14 +25,6 @@ Loop::Loop(Options options) : options_(options) {
 
 Loop::~Loop() { thread_.reset(); }
 
-void Loop::stop() {
-  thread_->stop([this] {
-    std::vector<std::shared_ptr<ResponseHandler>> all;
-    for (auto& [_, protocol] : transports_) all.push_back(protocol);
-    for (auto& protocol : all) protocol->cancel();
-  });
-}
-
 int Loop::callback(struct lws* wsi, lws_callback_reasons reason, void*, void* in, std::size_t len) {
   auto* protocol = static_cast<ResponseHandler*>(lws_get_opaque_user_data(wsi));
   return protocol ? protocol->on_event(wsi, reason, in, len) : 0;
@@ -93,26 +85,24 @@ void ResponseHandler::send(std::string text) {
   lws_callback_on_writable(wsi_);
 }
 
-std::future<Message> ResponseHandler::receive() {
+std::future<Message> ResponseHandler::receive(std::uint64_t* id) {
   std::promise<Message> promise;
   auto future = promise.get_future();
   if (receiver_) throw std::logic_error("another receive() is already waiting");
+  ++receiver_id_;
+  if (id) *id = receiver_id_;
   if (auto m = payload_ ? payload_->pop() : std::nullopt) {
     if (m->type == Message::Type::closed || m->type == Message::Type::error) last_ = *m;
     promise.set_value(std::move(*m));
   } else if (last_) {
     promise.set_value(*last_);
   } else {
-    receiver_ = std::move(promise);
-    if (wsi_) lws_rx_flow_control(wsi_, 1);  // like an Asio socket: read while someone waits
+    receiver_ = std::move(promise);  // the transport reads anyway; this only waits
   }
   return future;
 }
 
-void ResponseHandler::drop_receiver() {
-  receiver_.reset();
-  if (wsi_ && !closing_) lws_rx_flow_control(wsi_, 0);
-}
+void ResponseHandler::drop_receiver() { receiver_.reset(); }
 
 void ResponseHandler::deliver() {
   if (!receiver_ || !payload_) return;
@@ -123,7 +113,11 @@ void ResponseHandler::deliver() {
   drop_receiver();
 }
 
-void ResponseHandler::cancel() {
+void ResponseHandler::cancel(std::uint64_t id) {
+  if (id == receiver_id_) cancel_waiting();
+}
+
+void ResponseHandler::cancel_waiting() {
   if (!receiver_) return;
   receiver_->set_exception(std::make_exception_ptr(Cancelled()));
   receiver_.reset();
@@ -133,13 +127,13 @@ void ResponseHandler::start_close(int code) {
   if (!wsi_ || closing_) return;
   closing_ = true;
   lws_close_reason(wsi_, static_cast<lws_close_status>(code), nullptr, 0);
-  lws_rx_flow_control(wsi_, 1);  // the peer's close frame must be read
   lws_callback_on_writable(wsi_);
 }
 
 void ResponseHandler::connection_lost() {
   if (lost_) return;
   lost_ = true;
+  should_close_ = true;  // as aiohttp's connection_lost(): release no longer asks the queue
   if (!payload_) return;
   Message m;
   if (peer_close_code_) {
@@ -163,7 +157,6 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
       upgraded_ = true;
       payload_ = make_websocket_queue();
-      lws_rx_flow_control(wsi, 0);
       open_settled_ = true;
       opened_.set_value();
       break;
@@ -215,7 +208,7 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
       wsi_ = nullptr;
       fail("no answer to the upgrade");  // lws timed it out or it ended; no-op once opened
       connection_lost();
-      cancel();
+      cancel_waiting();
       finished_promise_.set_value();
       loop_.transports_.erase(this);  // may be the last reference but for self
       break;
@@ -240,7 +233,9 @@ void Connection::close() {
   protocol_.reset();
 }
 
-Connector::~Connector() {
+Connector::~Connector() { close(); }
+
+void Connector::close() {
   loop_.call([this] {
     std::lock_guard lock(mutex_);
     for (auto& p : acquired_) p->close();
@@ -315,6 +310,18 @@ void ClientWebSocketResponse::send_str(std::string text) {
 
 std::future<Message> ClientWebSocketResponse::receive_async() {
   return loop_.call([&] { return protocol_->receive(); });
+}
+
+ClientWebSocketResponse::ReceiveTask ClientWebSocketResponse::receive_task() {
+  std::uint64_t id = 0;
+  auto future = loop_.call([&] { return protocol_->receive(&id); });
+  return ReceiveTask(loop_, protocol_, std::move(future), id);
+}
+
+void ClientWebSocketResponse::ReceiveTask::cancel() {
+  loop_->call([&] {
+    if (auto protocol = protocol_.lock()) protocol->cancel(id_);
+  });
 }
 
 Message ClientWebSocketResponse::finish_if_terminal(Message m) {

@@ -37,7 +37,7 @@ struct Message {
   int close_code = 0;  // closed: the code in the peer's close frame
 };
 
-// The operation waiting for a message was cancelled (its loop stopped).
+// The operation waiting for a message was cancelled (task.cancel()).
 struct Cancelled : std::runtime_error {
   Cancelled() : std::runtime_error("cancelled") {}
 };
@@ -74,13 +74,9 @@ class Loop {
   };
   Loop() : Loop(Options{}) {}
   explicit Loop(Options options);
-  // Destroys the context, which closes every socket it still has: the only
-  // thing that closes a connection the connector has forgotten.
+  // Destroys the context, which closes every socket it still has.
   ~Loop();
 
-  // Cancellation: the loop stops running (the context and its sockets stay);
-  // whoever waits for a message gets Cancelled.
-  void stop();
   template <class F>
   auto call(F fn) {
     return thread_->call(std::move(fn));
@@ -99,6 +95,12 @@ class Loop {
 };
 
 // The connection's protocol (aiohttp's client_proto.ResponseHandler). Loop thread only.
+//
+// Its transport reads whatever arrives, whether or not anyone waits in
+// receive(), and closes itself when the peer ends the connection: asyncio's
+// selector transport, whose _read_ready() feeds data_received() and, on EOF,
+// closes the transport when eof_received() returns None (aiohttp's does). A
+// connection nobody tracks any more therefore lives until its peer closes.
 class ResponseHandler : public std::enable_shared_from_this<ResponseHandler> {
  public:
   explicit ResponseHandler(Loop& loop) : loop_(loop) {}
@@ -111,17 +113,19 @@ class ResponseHandler : public std::enable_shared_from_this<ResponseHandler> {
 
   std::shared_future<void> open(const std::string& host, std::uint16_t port, const std::string& path);
   void send(std::string text);
-  std::future<Message> receive();  // a message, or one when it arrives
+  // A message, or one when it arrives; *id names this receive for cancel().
+  std::future<Message> receive(std::uint64_t* id = nullptr);
   void drop_receiver();            // the receiver gave up waiting
+  void cancel(std::uint64_t id);   // that receive, if it still waits, gets Cancelled
   void start_close(int code);      // close frame, then the closing handshake
   std::shared_future<void> finished() const { return finished_; }
-  void cancel();                   // the loop stops: a waiting receiver gets Cancelled
   int on_event(struct lws* wsi, lws_callback_reasons reason, void* in, std::size_t len);
 
  private:
   void connection_lost();
   void deliver();
   void fail(std::string what);
+  void cancel_waiting();
 
   Loop& loop_;
   struct lws* wsi_ = nullptr;
@@ -133,6 +137,7 @@ class ResponseHandler : public std::enable_shared_from_this<ResponseHandler> {
   std::optional<Message> last_;  // closed or error: what every later receive gets
   std::deque<std::string> outgoing_;
   std::optional<std::promise<Message>> receiver_;
+  std::uint64_t receiver_id_ = 0;
   std::promise<void> opened_, finished_promise_;
   std::shared_future<void> opened_future_ = opened_.get_future().share();
   std::shared_future<void> finished_ = finished_promise_.get_future().share();
@@ -159,7 +164,7 @@ class Connection {
 class Connector {
  public:
   explicit Connector(Loop& loop) : loop_(loop) {}
-  ~Connector();  // closes what it tracks: acquired and pooled connections
+  ~Connector();  // close()
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
@@ -167,6 +172,9 @@ class Connector {
   Connection connect(const std::string& host, std::uint16_t port, const std::string& path);
   // Takes a connection back: pooled, or closed if should_close or its protocol says so.
   void release(const std::shared_ptr<ResponseHandler>& protocol, bool should_close = false);
+  // Closes what it tracks, acquired and pooled (aiohttp's BaseConnector.close(),
+  // what session.close() calls), and forgets it. Nothing else.
+  void close();
   std::size_t acquired() const;
   std::size_t pooled() const;
   Loop& loop() { return loop_; }
@@ -189,11 +197,17 @@ class ClientWebSocketResponse {
   ClientWebSocketResponse& operator=(const ClientWebSocketResponse&) = delete;
 
   void send_str(std::string text);
-  std::future<Message> receive_async();  // Cancelled if the loop stops first
+  std::future<Message> receive_async();
+  // receive() as a task of its own on the loop (asyncio.create_task(ws.receive())).
+  class ReceiveTask;
+  ReceiveTask receive_task();
   Message receive(std::chrono::milliseconds timeout = 10s);  // throws on timeout
   void close(int code = 1000);  // the closing handshake, then the connection closes
   bool closed() const { return !connection_; }
   std::string local_address();
+  // The connection under the response (aiohttp's resp._conn). Its release()
+  // hands it back to the pool directly: what that throws reaches the caller.
+  Connection& connection() { return *connection_; }
 
  private:
   Message finish_if_terminal(Message m);
@@ -202,6 +216,24 @@ class ClientWebSocketResponse {
   std::optional<Connection> connection_;
   std::shared_ptr<ResponseHandler> protocol_;
   Logger log_;
+};
+
+// One receive() running as a task: cancel() is task.cancel(), which ends this
+// receive with Cancelled; the loop, the connection and every other operation
+// run on.
+class ClientWebSocketResponse::ReceiveTask {
+ public:
+  std::future<Message>& result() { return result_; }
+  void cancel();
+
+ private:
+  friend class ClientWebSocketResponse;
+  ReceiveTask(Loop& loop, std::weak_ptr<ResponseHandler> protocol, std::future<Message> result, std::uint64_t id)
+      : loop_(&loop), protocol_(std::move(protocol)), result_(std::move(result)), id_(id) {}
+  Loop* loop_;
+  std::weak_ptr<ResponseHandler> protocol_;
+  std::future<Message> result_;
+  std::uint64_t id_;
 };
 
 std::unique_ptr<ClientWebSocketResponse> ws_connect(Connector& connector, std::uint16_t port,

@@ -12,7 +12,38 @@ using namespace websocket_eof_check;
 using fixtures::ws::PythonServer;
 
 namespace {
+
 std::string address(const PythonServer& server) { return "127.0.0.1:" + std::to_string(server.port()); }
+
+// After a lost connection. Broken: the client's socket is ESTABLISHED, and so
+// is the server's end, read from the kernel and held by python3: no FIN ever
+// reached it, nothing closed the connection. When the server stops (it closes
+// its connections), the client's transport closes the socket. Fixed: python
+// saw the connection end without a close frame (1006).
+void check_lost_connection(const closecheck::Verdict& verdict, const std::string& local,
+                           std::optional<PythonServer>& server, Client& client) {
+  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_EQ(client.connector.acquired(), 0u);
+  EXPECT_EQ(client.connector.pooled(), 0u);
+  EXPECT_EQ(server->next_event(), "open");
+  if (broken) {
+    ASSERT_EQ(verdict.leaked.size(), 1u);
+    const auto& leaked = verdict.leaked[0];
+    EXPECT_EQ(leaked.socket->local, local);
+    std::optional<closecheck::HeldElsewhere> server_end;
+    for (auto& h : closecheck::held_elsewhere(~0u))
+      if (h.socket.local == address(*server) && h.socket.peer == local) server_end = h;
+    ASSERT_TRUE(server_end) << "no process holds the server's end of " << local;
+    EXPECT_EQ(closecheck::to_string(server_end->socket.state), "ESTAB") << "the server's end got a FIN";
+    EXPECT_EQ(server_end->command, "python3");
+
+    server.reset();
+    EXPECT_TRUE(gone(leaked)) << "the server closed, and the client's transport did not";
+  } else {
+    EXPECT_EQ(server->next_event(), "closed 1006");
+  }
+}
+
 }  // namespace
 
 TEST(WebsocketEofCheckInterop, NormalSessionIsClean) {
@@ -27,42 +58,45 @@ TEST(WebsocketEofCheckInterop, NormalSessionIsClean) {
   EXPECT_TRUE(client.log.lines().empty());
 }
 
-// Trigger (a) against python3-websockets: fixed leaves nothing and the server
-// sees the connection end; broken loses the socket.
+// Trigger (a) against python3-websockets: the connection is released directly.
 TEST(WebsocketEofCheckInterop, ReleaseWithoutClosing) {
-  PythonServer server;
+  std::optional<PythonServer> server(std::in_place);
   Client client;
-  auto verdict = closecheck::expect_leaks(expected_after_release(address(server)),
-                                          [&] { drop_without_closing(client, server.port()); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-  EXPECT_EQ(client.connector.acquired(), 0u);
-  EXPECT_EQ(server.next_event(), "open");
-  if (broken) {
-    EXPECT_EQ(client.log.lines(), std::vector{swallowed_error});
-    EXPECT_EQ(server.next_event(std::chrono::milliseconds(200)), std::nullopt) << "nothing closed it";
-  } else {
-    EXPECT_TRUE(client.log.lines().empty());
-    EXPECT_EQ(server.next_event(), "closed 1006");
-  }
+  std::unique_ptr<ClientWebSocketResponse> ws;
+  std::string local;
+  std::optional<std::string> thrown;
+  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)), [&] {
+    ws = open_echoing(client, server->port());
+    local = ws->local_address();
+    thrown = release_directly(*ws);
+  }, closecheck::Reclaim::keep);
+  EXPECT_EQ(thrown, broken ? std::optional(missing_is_eof) : std::nullopt);
+  check_lost_connection(verdict, local, server, client);
+  ws->close();
+  EXPECT_TRUE(client.log.lines().empty());
 }
 
-// Trigger (b) against python3-websockets.
-TEST(WebsocketEofCheckInterop, CancelledThenDropped) {
-  PythonServer server;
+// The destructor path against python3-websockets: the response dies unclosed.
+TEST(WebsocketEofCheckInterop, DroppedWithoutClosing) {
+  std::optional<PythonServer> server(std::in_place);
   Client client;
-  auto verdict = closecheck::expect_leaks(expected_after_release(address(server)), [&] {
-    auto ws = open_echoing(client, server.port());
-    auto pending = ws->receive_async();
-    client.loop.stop();
-    EXPECT_THROW(pending.get(), Cancelled);
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-  EXPECT_EQ(server.next_event(), "open");
-  if (broken) {
-    EXPECT_EQ(client.log.lines(), std::vector{swallowed_error});
-  } else {
-    EXPECT_TRUE(client.log.lines().empty());
-    EXPECT_EQ(server.next_event(), "closed 1006");
-  }
+  std::string local;
+  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)),
+                                          [&] { local = drop_without_closing(client, server->port()); },
+                                          closecheck::Reclaim::keep);
+  EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
+  check_lost_connection(verdict, local, server, client);
+}
+
+// Trigger (b) against python3-websockets: one task cancelled, the loop runs
+// on, the response dropped.
+TEST(WebsocketEofCheckInterop, CancelledThenDropped) {
+  std::optional<PythonServer> server(std::in_place);
+  Client client;
+  std::string local;
+  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)),
+                                          [&] { local = cancel_then_drop(client, server->port()); },
+                                          closecheck::Reclaim::keep);
+  EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
+  check_lost_connection(verdict, local, server, client);
 }

@@ -1,8 +1,11 @@
 // The scenarios, shared by the tests and ci/corpus.
 #pragma once
 
+#include <chrono>
+#include <future>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,9 +17,10 @@ namespace websocket_eof_check {
 
 inline constexpr bool broken = CLOSECHECK_BROKEN;
 
-// What the broken release path logs, once per lost connection.
-inline const std::string swallowed_error =
-    "Exception ignored in ~ClientWebSocketResponse(): 'WebSocketDataQueue' object has no attribute 'is_eof'";
+// What the broken queue throws when the release path asks it about EOF.
+inline const std::string missing_is_eof = "'WebSocketDataQueue' object has no attribute 'is_eof'";
+// What the broken release path logs when a destructor releases: once per lost connection.
+inline const std::string swallowed_error = "Exception ignored in ~ClientWebSocketResponse(): " + missing_is_eof;
 
 // The client's log, captured.
 class Log {
@@ -64,36 +68,97 @@ inline std::unique_ptr<ClientWebSocketResponse> open_echoing(Client& client, std
   return ws;
 }
 
-// Trigger (a), upstream's first test: the response is let go without closing
-// the WebSocket; its destructor releases the connection. Returns the client's
-// local address.
+// Trigger (a), upstream's test_websocket_connection_not_closed_properly: the
+// connection under an open WebSocket is released directly (resp._conn.release()).
+// Returns what release() threw, which reaches the caller; nullopt if nothing.
+inline std::optional<std::string> release_directly(ClientWebSocketResponse& ws) {
+  try {
+    ws.connection().release();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return std::nullopt;
+}
+
+// The destructor path (the traceback in #9880: ClientResponse.__del__ ->
+// Connection.release()): the response is let go without closing the
+// WebSocket; its destructor releases the connection and swallows what that
+// throws. Returns the client's local address.
 inline std::string drop_without_closing(Client& client, std::uint16_t port) {
   auto ws = open_echoing(client, port);
   return ws->local_address();  // ws dies here, open
 }
 
+// Trigger (b), upstream's test_websocket_connection_cancellation: a task on
+// the loop is cancelled (here: one waiting in receive()), the loop runs on,
+// then the response is dropped by hand. Returns the client's local address.
+inline std::string cancel_then_drop(Client& client, std::uint16_t port) {
+  auto ws = open_echoing(client, port);
+  auto local = ws->local_address();
+  auto task = ws->receive_task();
+  task.cancel();
+  if (task.result().wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    throw std::runtime_error("the cancelled receive did not end");
+  try {
+    auto m = task.result().get();
+    throw std::runtime_error("the cancelled receive got a message: " + m.data);
+  } catch (const Cancelled&) {
+  }
+  // One task was cancelled, not the loop: the same WebSocket still echoes.
+  ws->send_str("after the cancel");
+  auto m = ws->receive();
+  if (m.type != Message::Type::text || m.data != "after the cancel")
+    throw std::runtime_error("no echo after the cancel: " + m.data);
+  return local;  // ws dies here, open
+}
+
 // What a lost connection leaves behind: broken, the client's socket, open and
 // connected to the server; fixed, nothing. (Broken: the client's lws context
-// still holds the wsi and closes it when the Loop is destroyed, so the test
-// keeps it rather than closing it from under lws.)
+// still holds the wsi and closes it when the peer closes, or when the Loop is
+// destroyed, so the test keeps it rather than closing it from under lws.)
 inline std::vector<closecheck::Expected> expected_after_release(const std::string& server_address) {
   if (!broken) return {};
   return {{1, closecheck::tcp(closecheck::TcpState::established).peer(server_address)
               .opened_in(CLOSECHECK_CASE_SOURCES)}};
 }
 
-// Broken, then: the server closes its end. Nobody reads the lost socket (the
-// pool forgot it, and a connection is read only while someone receives), so
-// it stays in CLOSE_WAIT. Returns it as it is then.
-inline std::optional<closecheck::Fd> after_server_closes(fixtures::ws::Server& server,
-                                                         const closecheck::Fd& leaked) {
-  server.close_all();
-  std::optional<closecheck::Fd> now;
-  closecheck::eventually([&] {
-    now = closecheck::inspect(leaked.number);
-    return now && now->same_object(leaked) && now->socket->state == closecheck::TcpState::close_wait;
-  }, {.settle = std::chrono::seconds(5)});
+// The kernel's view of one connection, by its two addresses (sock_diag): any
+// state, TIME_WAIT and orphans included; nullopt if the kernel has no such socket.
+inline std::optional<closecheck::DiagSocket> tcp_socket(const std::string& local, const std::string& peer) {
+  for (auto& s : closecheck::sweep(~0u))
+    if (s.local == local && s.peer == peer) return s;
+  return std::nullopt;
+}
+
+// Broken, after the leak: the pool forgot the socket, so closing the connector
+// (session.close()) leaves it as it was. Returns it as it is then.
+inline std::optional<closecheck::Fd> after_connector_closes(Client& client, const closecheck::Fd& leaked) {
+  client.connector.close();
+  auto now = closecheck::inspect(leaked.number);
   return now && now->same_object(leaked) ? now : std::nullopt;
+}
+
+// Broken, then: the peer closes its end. The orphaned transport still reads
+// (asyncio's would too), gets EOF and closes itself. True once the leaked
+// descriptor is gone (bounded).
+inline bool gone(const closecheck::Fd& leaked) {
+  return closecheck::eventually([&] {
+    auto now = closecheck::inspect(leaked.number);
+    return !(now && now->same_object(leaked));
+  }, {.settle = std::chrono::seconds(5)});
+}
+
+// The same, read from the server's side: the server closed first, so once the
+// client's transport has closed too, the server's end is the one in TIME_WAIT.
+// Its state then (bounded wait for TIME_WAIT), or nullopt if the kernel has none.
+inline std::optional<closecheck::DiagSocket> server_end_after_both_closed(const std::string& server_address,
+                                                                        const std::string& client_local) {
+  std::optional<closecheck::DiagSocket> end;
+  closecheck::eventually([&] {
+    end = tcp_socket(server_address, client_local);
+    return end && end->state == closecheck::TcpState::time_wait;
+  }, {.settle = std::chrono::seconds(5)});
+  return end;
 }
 
 }  // namespace websocket_eof_check
