@@ -48,6 +48,8 @@ expect("a citation without its code fails", "As `%s:18` shows.\n" % DEMO, 1, "is
 with open(os.path.join(HERE, "..", DEMO)) as f:
     length = len(f.read().splitlines())
 expect("a line past the end fails", "See `%s:999` `x`.\n" % DEMO, 1, "has %d lines, not 999" % length)
+expect("a citation shown as an example (a double-backtick span) is not checked",
+       "Write `` `nosuch.cpp:3` `code` ``.\n", 0)
 expect("a pasted block that cites a line fails", "```\n%s:21: Failure\n```\n" % DEMO, 1, "a code block cites")
 block = "<!-- ci/readme: gtest harness/test/closecheck_listener_demo Demo.LeaksAPipeEnd -->\n```\n%s```\n<!-- end -->\n"
 fresh = expect("update writes the block", block % "", 0, command="update")
