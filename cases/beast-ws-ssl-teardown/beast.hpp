@@ -1,6 +1,13 @@
-// The Boost this variant compiles against: Debian's 1.74 for broken, 1.81 for
-// fixed (see CMakeLists.txt). Both the client and the server include it.
+// The Boost this variant compiles against, and its WebSocket-over-TLS
+// teardown: broken is Debian's Boost 1.74 as it is; fixed-overlay the same
+// Boost 1.74 with PR #2025's teardown (ssl_teardown_overlay.hpp); fixed is
+// Boost 1.81, which has the PR (see CMakeLists.txt). Both the client and the
+// server include it.
 #pragma once
+
+#ifdef BEAST_WS_SSL_TEARDOWN_OVERLAY
+#include "ssl_teardown_overlay.hpp"  // first: it takes the place of Beast's own bodies
+#endif
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -9,12 +16,20 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/version.hpp>
 
-// The variant is the Boost version; make sure the build picked the right one.
-// Not in a library-matrix sub-build (or with CLOSECHECK_BOOST_INCLUDE_DIR):
-// there both variants build against the Boost under test.
+// The variant is the Boost version (and the overlay); make sure the build
+// picked the right one. Not in a library-matrix sub-build (or with
+// CLOSECHECK_BOOST_INCLUDE_DIR): there every variant builds against the Boost
+// under test, and the overlay applies only to a Beast without the fix.
 #ifdef BEAST_WS_SSL_TEARDOWN_PINNED
+#ifdef BEAST_WS_SSL_TEARDOWN_OVERLAY
+#ifndef BEAST_WS_SSL_TEARDOWN_OVERLAY_APPLIED
+#error "fixed-overlay: the overlay did not apply (a Beast that already has the fix?)"
+#endif
+static_assert(BOOST_VERSION == 107400, "fixed-overlay builds against Boost 1.74");
+#else
 static_assert(CLOSECHECK_BROKEN ? BOOST_VERSION == 107400 : BOOST_VERSION == 108100,
               "broken builds against Boost 1.74, fixed against Boost 1.81");
+#endif
 #endif
 
 namespace beast_ws_ssl_teardown {

@@ -1,5 +1,6 @@
-// The code under test, compiled unchanged against both Boosts: the variants
-// differ only in Beast's teardown of ssl::stream, which close() ends with.
+// The code under test, compiled unchanged for every variant: they differ only
+// in Beast's teardown of ssl::stream, which close() ends with (Boost 1.74's;
+// Boost 1.74's with PR #2025's overlay; Boost 1.81's).
 #include "client.hpp"
 
 namespace beast_ws_ssl_teardown {
@@ -83,7 +84,8 @@ error_code Client::close() {
   // Sends the close frame, waits for the server's, then calls Beast's
   // async_teardown for ssl::stream. Beast 300 (Boost 1.74) only shuts TLS down
   // there: close() succeeds and the TCP socket stays open as long as ws_ does.
-  // Beast 301 and later (Boost 1.75+) go on to tear the TCP connection down too.
+  // With PR #2025 (the overlay; Beast 301 and later, Boost 1.75+) it goes on
+  // to tear the TCP connection down too.
   return run([&](auto done) { ws_->async_close(websocket::close_code::normal, done); });
 }
 

@@ -3,12 +3,14 @@
 // handshake, cuts the close frame's record in the middle, drops the client's
 // close frame, puts an RST where the close_notify or the server's FIN should
 // be, trickles every record, or holds the server's close frame behind a zero
-// window; a server also answers the close with garbage instead of a record. The bug is in Beast's teardown after a close handshake that
-// succeeds, so what matters is whether the close still gets there. Fixed
-// (Boost 1.81): nothing left open. Broken (Boost 1.74): where close() (or
-// read()'s `closed`) succeeds, the client's socket is asserted (count, TCP
-// state, peer = the proxy) and kept (the client owns it); a fault that makes
-// the close fail is clean in both: the client closes what Beast leaves.
+// window; a server also answers the close with garbage instead of a record.
+// The bug is in Beast's teardown after a close handshake that succeeds, so
+// what matters is whether the close still gets there. Fixed (PR #2025's
+// teardown: the overlay on Boost 1.74, or Boost 1.81): nothing left open.
+// Broken (Boost 1.74): where close() (or read()'s `closed`) succeeds, the
+// client's socket is asserted (count, TCP state, peer = the proxy) and kept
+// (the client owns it); a fault that makes the close fail is clean in every
+// variant: the client closes what Beast leaves.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -53,7 +55,7 @@ std::vector<closecheck::Expected> kept(const Proxy& proxy, TcpState state) {
 }
 
 // close() under `fault` (set once the client is connected, if any), when the
-// fault makes it fail: nothing is left open, in both builds (the client
+// fault makes it fail: nothing is left open, in every build (the client
 // closes what Beast leaves). Returns close()'s error.
 error_code failing_close(const Server& server, Proxy& proxy, Client& client,
                          const std::function<fixtures::fault::Faults()>& fault) {
@@ -79,7 +81,7 @@ bool unread_from(const std::string& peer) {
 
 // The handshake cut by a FIN, an RST or a half-close, in the ClientHello
 // (after 100 bytes) or in the server's first flight (after 50): connect()
-// fails, nothing is open. No close handshake, no teardown: clean in both.
+// fails, nothing is open. No close handshake, no teardown: clean in every variant.
 TEST(BeastWsSslTeardownFault, HandshakeCut) {
   Server server;
   for (auto direction : {fixtures::fault::Direction::upstream, fixtures::fault::Direction::downstream}) {
@@ -135,8 +137,8 @@ TEST(BeastWsSslTeardownFault, ServersFinArrivesAsAnRst) {
 }
 
 // An RST where the server's close_notify should be: the client gets the
-// server's close frame, then the reset. The TLS shutdown fails in both
-// Boosts; close() reports it and the client closes. This fault does not
+// server's close frame, then the reset. The TLS shutdown fails in every
+// variant; close() reports it and the client closes. This fault does not
 // trigger the bug: it needs a teardown that succeeds.
 TEST(BeastWsSslTeardownFault, ResetInPlaceOfTheCloseNotify) {
   Server server;
@@ -149,7 +151,7 @@ TEST(BeastWsSslTeardownFault, ResetInPlaceOfTheCloseNotify) {
 
 // The server's close frame (the client said "bye") cut in the middle of its
 // record, then a FIN both ways: read() fails on the truncated record, the
-// client closes. Clean in both.
+// client closes. Clean in every variant.
 TEST(BeastWsSslTeardownFault, ServersCloseFrameCutInTheMiddle) {
   Server server;
   Proxy proxy(server.port());
@@ -170,7 +172,7 @@ TEST(BeastWsSslTeardownFault, ServersCloseFrameCutInTheMiddle) {
 
 // The client's close frame cut in the middle of its record: the server reads
 // half a record and a FIN. The client's close() fails (stream_truncated)
-// only once Beast's close timeout (1 s here) has passed. Clean in both.
+// only once Beast's close timeout (1 s here) has passed. Clean in every variant.
 TEST(BeastWsSslTeardownFault, ClientsCloseFrameCutInTheMiddle) {
   Server server;
   Proxy proxy(server.port());
@@ -182,7 +184,7 @@ TEST(BeastWsSslTeardownFault, ClientsCloseFrameCutInTheMiddle) {
 
 // Garbage where the server's close frame should be: bytes that are not a TLS
 // record. close() fails with an SSL error, here too only once Beast's close
-// timeout (1 s) has passed; the client closes. Clean in both.
+// timeout (1 s) has passed; the client closes. Clean in every variant.
 TEST(BeastWsSslTeardownFault, GarbageInsteadOfTheCloseFrame) {
   Server server(Server::Behaviour::garbage);
   Proxy proxy(server.port());
@@ -193,7 +195,7 @@ TEST(BeastWsSslTeardownFault, GarbageInsteadOfTheCloseFrame) {
 
 // A server that never answers the close, because the network drops the close
 // frame (timeout 0: nothing gets through, never closed): Beast's close
-// timeout fires and Beast closes the socket. Clean in both.
+// timeout fires and Beast closes the socket. Clean in every variant.
 TEST(BeastWsSslTeardownFault, CloseFrameNeverArrives) {
   Server server;
   Proxy proxy(server.port());

@@ -1,5 +1,6 @@
 // beast-ws-ssl-teardown: the same tests, the same client.cpp, built against
-// Boost 1.74 (broken) and Boost 1.81 (fixed).
+// Boost 1.74 (broken), Boost 1.74 with PR #2025's teardown (fixed-overlay)
+// and Boost 1.81 (fixed).
 #include <gtest/gtest.h>
 
 #include <list>
@@ -46,7 +47,7 @@ TEST(BeastWsSslTeardown, ServerClosesFirst) {
 
 // Both ends on the same Beast, and the server keeps its closed sessions: in
 // 1.74 neither end closes TCP, both sockets stay ESTABLISHED with nothing
-// left to say (the "WSS client + server"). In 1.81 both are gone.
+// left to say (the "WSS client + server"). With the fix both are gone.
 TEST(BeastWsSslTeardown, APeerWithTheSameBugLeavesBothEndsEstablished) {
   Server server(Server::Behaviour::keep_closed);
   Client client;
@@ -77,7 +78,7 @@ TEST(BeastWsSslTeardown, FiftyPooledClientsKeepFiftySockets) {
 }
 
 // Upstream's answer ("the application will destroy the socket object"), and
-// the workaround on 1.74: the socket goes with the stream. Both variants.
+// the workaround on 1.74: the socket goes with the stream. Every variant.
 TEST(BeastWsSslTeardown, DestroyingTheClientClosesTheSocket) {
   Server server;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
