@@ -221,6 +221,12 @@ int ResponseHandler::on_event(struct lws* wsi, lws_callback_reasons reason, void
 
 // --- Connection and Connector ---------------------------------------------
 
+Connection::~Connection() {
+  if (!protocol_) return;
+  log_("Unclosed connection");
+  connector_->release(protocol_, true);
+}
+
 void Connection::release() {
   if (!protocol_) return;
   connector_->release(protocol_);
@@ -238,6 +244,7 @@ Connector::~Connector() { close(); }
 void Connector::close() {
   loop_.call([this] {
     std::lock_guard lock(mutex_);
+    closed_ = true;
     for (auto& p : acquired_) p->close();
     for (auto& p : pooled_) p->close();
     acquired_.clear();
@@ -245,7 +252,7 @@ void Connector::close() {
   });
 }
 
-Connection Connector::connect(const std::string& host, std::uint16_t port, const std::string& path) {
+Connection Connector::connect(const std::string& host, std::uint16_t port, const std::string& path, Logger log) {
   auto protocol = std::make_shared<ResponseHandler>(loop_);
   {
     std::lock_guard lock(mutex_);
@@ -261,13 +268,14 @@ Connection Connector::connect(const std::string& host, std::uint16_t port, const
     release(protocol, true);
     throw;
   }
-  return Connection(*this, protocol);
+  return Connection(*this, protocol, std::move(log));
 }
 
 void Connector::release(const std::shared_ptr<ResponseHandler>& protocol, bool should_close) {
   loop_.call([&] {
     {
       std::lock_guard lock(mutex_);
+      if (closed_) return;
       acquired_.erase(protocol);  // first the pool forgets the connection,
     }
     if (should_close || protocol->should_close()) {  // then decides: close or pool
@@ -291,17 +299,32 @@ std::size_t Connector::pooled() const {
 
 // --- ClientWebSocketResponse -----------------------------------------------
 
-ClientWebSocketResponse::ClientWebSocketResponse(Connector& connector, Connection connection, Logger log)
-    : loop_(connector.loop()), connection_(std::move(connection)),
-      protocol_(connection_->protocol()), log_(std::move(log)) {}
-
-ClientWebSocketResponse::~ClientWebSocketResponse() {
+ClientResponse::~ClientResponse() {
   if (!connection_) return;
   try {
     connection_->release();  // not closed: back to the pool, which decides
   } catch (const std::exception& e) {
-    log_(std::string("Exception ignored in ~ClientWebSocketResponse(): ") + e.what());
+    log_(std::string("Exception ignored in ~ClientResponse(): ") + e.what());
   }
+}
+
+void ClientResponse::close() {
+  if (!connection_) return;
+  connection_->close();
+  connection_.reset();
+}
+
+ClientWebSocketResponse::ClientWebSocketResponse(Connector& connector, Connection connection, Logger log)
+    : loop_(connector.loop()), log_(std::move(log)), protocol_(connection.protocol()),
+      conn_(std::make_shared<Connection>(std::move(connection))),
+      response_(std::make_unique<ClientResponse>(conn_, log_)) {}
+
+ClientWebSocketResponse::~ClientWebSocketResponse() = default;
+
+void ClientWebSocketResponse::close_connection() {
+  closed_ = true;
+  if (response_) response_->close();  // closes conn_
+  else conn_->close();
 }
 
 void ClientWebSocketResponse::send_str(std::string text) {
@@ -325,10 +348,8 @@ void ClientWebSocketResponse::ReceiveTask::cancel() {
 }
 
 Message ClientWebSocketResponse::finish_if_terminal(Message m) {
-  if ((m.type == Message::Type::closed || m.type == Message::Type::error) && connection_) {
-    connection_->close();  // as aiohttp does on a close or an error: the connection is done
-    connection_.reset();
-  }
+  if ((m.type == Message::Type::closed || m.type == Message::Type::error) && !closed_)
+    close_connection();  // as aiohttp does on a close or an error: the connection is done
   return m;
 }
 
@@ -343,7 +364,7 @@ Message ClientWebSocketResponse::receive(std::chrono::milliseconds timeout) {
 }
 
 void ClientWebSocketResponse::close(int code) {
-  if (!connection_) return;
+  if (closed_) return;
   auto finished = loop_.call([&] {
     protocol_->start_close(code);
     return protocol_->finished();
@@ -351,8 +372,7 @@ void ClientWebSocketResponse::close(int code) {
   auto limit = std::chrono::seconds(loop_.options().timeout_secs + 5);
   if (finished.wait_for(limit) != std::future_status::ready)
     log_("WebSocket close: no end of the closing handshake in time; closing the transport");
-  connection_->close();
-  connection_.reset();
+  close_connection();
 }
 
 std::string ClientWebSocketResponse::local_address() {
@@ -361,7 +381,7 @@ std::string ClientWebSocketResponse::local_address() {
 
 std::unique_ptr<ClientWebSocketResponse> ws_connect(Connector& connector, std::uint16_t port, Logger log,
                                                     const std::string& host, const std::string& path) {
-  return std::make_unique<ClientWebSocketResponse>(connector, connector.connect(host, port, path),
+  return std::make_unique<ClientWebSocketResponse>(connector, connector.connect(host, port, path, log),
                                                    std::move(log));
 }
 

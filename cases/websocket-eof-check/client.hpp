@@ -2,10 +2,11 @@
 //
 //   Loop                     the event loop: an lws client context on its own thread
 //   Connector                the pool: the acquired set, idle connections, release()
-//   Connection               one acquired connection: release() or close()
+//   Connection               one acquired connection: release() or close(); a finalizer
 //   ResponseHandler          the connection's protocol: should_close(), close()
 //   PayloadQueue             where received messages wait; is_eof()
-//   ClientWebSocketResponse  what ws_connect() returns; its destructor releases
+//   ClientResponse           holds the connection; its destructor releases it
+//   ClientWebSocketResponse  what ws_connect() returns: a ClientResponse and the connection
 //
 // broken.cpp and fixed.cpp each define the WebSocket payload queue; the rest
 // is shared.
@@ -146,18 +147,29 @@ class ResponseHandler : public std::enable_shared_from_this<ResponseHandler> {
 
 class Connector;
 
-// One acquired connection (aiohttp's connector.Connection).
+// One acquired connection (aiohttp's connector.Connection). It must not
+// outlive its Connector.
 class Connection {
  public:
-  Connection(Connector& connector, std::shared_ptr<ResponseHandler> protocol)
-      : connector_(&connector), protocol_(std::move(protocol)) {}
-  void release();  // back to the connector, which pools or closes it
-  void close();    // back to the connector, closed
+  Connection(Connector& connector, std::shared_ptr<ResponseHandler> protocol, Logger log)
+      : connector_(&connector), protocol_(std::move(protocol)), log_(std::move(log)) {}
+  // Still holding its protocol when it dies (never released or closed, or a
+  // release threw): logs "Unclosed connection" and hands the protocol back
+  // with should_close, which closes the transport without asking the queue;
+  // aiohttp's Connection.__del__. A closed connector ignores it, as there.
+  ~Connection();
+  Connection(Connection&&) = default;
+  Connection& operator=(Connection&&) = delete;
+  // Back to the connector, which pools or closes it. The connection lets go of
+  // its protocol only once that returned: a throw leaves it held.
+  void release();
+  void close();  // back to the connector, closed
   const std::shared_ptr<ResponseHandler>& protocol() const { return protocol_; }
 
  private:
   Connector* connector_;
   std::shared_ptr<ResponseHandler> protocol_;
+  Logger log_;
 };
 
 // The connection pool (aiohttp's BaseConnector).
@@ -169,8 +181,9 @@ class Connector {
   Connector& operator=(const Connector&) = delete;
 
   // A new TCP connection, upgraded to WebSocket, in the acquired set.
-  Connection connect(const std::string& host, std::uint16_t port, const std::string& path);
-  // Takes a connection back: pooled, or closed if should_close or its protocol says so.
+  Connection connect(const std::string& host, std::uint16_t port, const std::string& path, Logger log);
+  // Takes a connection back: pooled, or closed if should_close or its protocol
+  // says so. Once the connector is closed, does nothing (as aiohttp's _release).
   void release(const std::shared_ptr<ResponseHandler>& protocol, bool should_close = false);
   // Closes what it tracks, acquired and pooled (aiohttp's BaseConnector.close(),
   // what session.close() calls), and forgets it. Nothing else.
@@ -184,11 +197,30 @@ class Connector {
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<ResponseHandler>> acquired_;
   std::deque<std::shared_ptr<ResponseHandler>> pooled_;
+  bool closed_ = false;
 };
 
-// What ws_connect() returns (aiohttp's ClientWebSocketResponse and the
-// ClientResponse under it). Not closed when it dies? Its destructor releases
-// the connection, and an error there is logged, never thrown.
+// aiohttp's ClientResponse, as far as this case needs it: it holds the
+// connection, and if it dies unclosed its destructor releases it
+// (ClientResponse.__del__) and logs what that throws, never throwing.
+class ClientResponse {
+ public:
+  ClientResponse(std::shared_ptr<Connection> connection, Logger log)
+      : connection_(std::move(connection)), log_(std::move(log)) {}
+  ~ClientResponse();
+  ClientResponse(const ClientResponse&) = delete;
+  ClientResponse& operator=(const ClientResponse&) = delete;
+  void close();  // the connection closes; nothing left to release
+
+ private:
+  std::shared_ptr<Connection> connection_;
+  Logger log_;
+};
+
+// What ws_connect() returns (aiohttp's ClientWebSocketResponse): the
+// ClientResponse (its _response) and the connection (its _conn). Not closed
+// when it dies? The response dies first and releases the connection; then the
+// connection, if nothing else holds it.
 class ClientWebSocketResponse {
  public:
   ClientWebSocketResponse(Connector& connector, Connection connection, Logger log);
@@ -203,19 +235,25 @@ class ClientWebSocketResponse {
   ReceiveTask receive_task();
   Message receive(std::chrono::milliseconds timeout = 10s);  // throws on timeout
   void close(int code = 1000);  // the closing handshake, then the connection closes
-  bool closed() const { return !connection_; }
+  bool closed() const { return closed_; }
   std::string local_address();
   // The connection under the response (aiohttp's resp._conn). Its release()
   // hands it back to the pool directly: what that throws reaches the caller.
-  Connection& connection() { return *connection_; }
+  Connection& connection() { return *conn_; }
+  // del ws._response: the ClientResponse dies (and releases the connection);
+  // the WebSocket, and the connection it holds, stay.
+  void drop_response() { response_.reset(); }
 
  private:
   Message finish_if_terminal(Message m);
+  void close_connection();
 
   Loop& loop_;
-  std::optional<Connection> connection_;
-  std::shared_ptr<ResponseHandler> protocol_;
   Logger log_;
+  std::shared_ptr<ResponseHandler> protocol_;
+  std::shared_ptr<Connection> conn_;          // _conn
+  std::unique_ptr<ClientResponse> response_;  // _response: destroyed before _conn
+  bool closed_ = false;
 };
 
 // One receive() running as a task: cancel() is task.cancel(), which ends this

@@ -6,9 +6,9 @@ int main(int argc, char** argv) {
   return fixtures::corpus::main(argc, argv, [] {
     fixtures::ws::Server server;
     Client client;
-    std::string local;
+    Open open;  // the response dropped (del ws._response); the WebSocket stays
     auto verdict = closecheck::expect_leaks(
-        expected_after_release(server.address()), [&] { local = drop_without_closing(client, server.port()); },
+        expected_after_release(server.address()), [&] { open = drop_response(client, server.port()); },
         closecheck::Reclaim::keep, client_side(server));
     std::string note;
     if (client.log.lines() != (broken ? std::vector{swallowed_error} : std::vector<std::string>{})) {
@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       auto after_connector = after_connector_closes(client, leaked);
       server.close_all();
       bool closed = gone(leaked);
-      auto server_end = server_end_after_both_closed(server.address(), local);
+      auto server_end = server_end_after_both_closed(server.address(), open.local);
       note = "logged once; after the connector closed: " +
              (after_connector ? std::string(closecheck::to_string(after_connector->socket->state))
                               : std::string("gone")) +

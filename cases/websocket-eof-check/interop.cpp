@@ -76,27 +76,29 @@ TEST(WebsocketEofCheckInterop, ReleaseWithoutClosing) {
   EXPECT_TRUE(client.log.lines().empty());
 }
 
-// The destructor path against python3-websockets: the response dies unclosed.
-TEST(WebsocketEofCheckInterop, DroppedWithoutClosing) {
-  std::optional<PythonServer> server(std::in_place);
-  Client client;
-  std::string local;
-  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)),
-                                          [&] { local = drop_without_closing(client, server->port()); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, local, server, client);
-}
-
 // Trigger (b) against python3-websockets: one task cancelled, the loop runs
-// on, the response dropped.
+// on, the response dropped by hand; the WebSocket stays.
 TEST(WebsocketEofCheckInterop, CancelledThenDropped) {
   std::optional<PythonServer> server(std::in_place);
   Client client;
-  std::string local;
+  Open open;
   auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)),
-                                          [&] { local = cancel_then_drop(client, server->port()); },
+                                          [&] { open = cancel_then_drop_response(client, server->port()); },
                                           closecheck::Reclaim::keep);
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, local, server, client);
+  check_lost_connection(verdict, open.local, server, client);
+  open.ws->close();
+}
+
+// The WebSocket dropped whole against python3-websockets, the session open:
+// broken, the connection's finalizer closes it after the logged error; both
+// variants end the connection without a close frame.
+TEST(WebsocketEofCheckInterop, DroppedWithoutClosing) {
+  PythonServer server;
+  Client client;
+  EXPECT_TRUE(closecheck::NoLeaks([&] { drop_everything(client, server.port()); }));
+  EXPECT_EQ(client.log.lines(),
+            (broken ? std::vector{swallowed_error, unclosed_connection} : std::vector<std::string>{}));
+  EXPECT_EQ(server.next_event(), "open");
+  EXPECT_EQ(server.next_event(), "closed 1006");
 }

@@ -19,8 +19,10 @@ inline constexpr bool broken = CLOSECHECK_BROKEN;
 
 // What the broken queue throws when the release path asks it about EOF.
 inline const std::string missing_is_eof = "'WebSocketDataQueue' object has no attribute 'is_eof'";
-// What the broken release path logs when a destructor releases: once per lost connection.
-inline const std::string swallowed_error = "Exception ignored in ~ClientWebSocketResponse(): " + missing_is_eof;
+// What the broken release path logs when the response's destructor releases.
+inline const std::string swallowed_error = "Exception ignored in ~ClientResponse(): " + missing_is_eof;
+// What a connection that dies still holding its protocol logs (Connection.__del__).
+inline const std::string unclosed_connection = "Unclosed connection";
 
 // The client's log, captured.
 class Log {
@@ -80,22 +82,31 @@ inline std::optional<std::string> release_directly(ClientWebSocketResponse& ws) 
   return std::nullopt;
 }
 
-// The destructor path (the traceback in #9880: ClientResponse.__del__ ->
-// Connection.release()): the response is let go without closing the
-// WebSocket; its destructor releases the connection and swallows what that
-// throws. Returns the client's local address.
-inline std::string drop_without_closing(Client& client, std::uint16_t port) {
-  auto ws = open_echoing(client, port);
-  return ws->local_address();  // ws dies here, open
+// An open WebSocket, and the client's address of its connection.
+struct Open {
+  std::unique_ptr<ClientWebSocketResponse> ws;
+  std::string local;
+};
+
+// The destructor path of the traceback in #9880 (ClientResponse.__del__ ->
+// Connection.release()), as upstream's test takes it: `del ws._response`.
+// The response dies unclosed and releases the connection; the WebSocket, and
+// the connection it holds, stay (returned).
+inline Open drop_response(Client& client, std::uint16_t port) {
+  Open open{open_echoing(client, port), {}};
+  open.local = open.ws->local_address();
+  open.ws->drop_response();
+  return open;
 }
 
 // Trigger (b), upstream's test_websocket_connection_cancellation: a task on
 // the loop is cancelled (here: one waiting in receive()), the loop runs on,
-// then the response is dropped by hand. Returns the client's local address.
-inline std::string cancel_then_drop(Client& client, std::uint16_t port) {
-  auto ws = open_echoing(client, port);
-  auto local = ws->local_address();
-  auto task = ws->receive_task();
+// then the response is dropped by hand; the WebSocket stays (returned).
+inline Open cancel_then_drop_response(Client& client, std::uint16_t port) {
+  Open open{open_echoing(client, port), {}};
+  auto& ws = *open.ws;
+  open.local = ws.local_address();
+  auto task = ws.receive_task();
   task.cancel();
   if (task.result().wait_for(std::chrono::seconds(5)) != std::future_status::ready)
     throw std::runtime_error("the cancelled receive did not end");
@@ -105,11 +116,20 @@ inline std::string cancel_then_drop(Client& client, std::uint16_t port) {
   } catch (const Cancelled&) {
   }
   // One task was cancelled, not the loop: the same WebSocket still echoes.
-  ws->send_str("after the cancel");
-  auto m = ws->receive();
+  ws.send_str("after the cancel");
+  auto m = ws.receive();
   if (m.type != Message::Type::text || m.data != "after the cancel")
     throw std::runtime_error("no echo after the cancel: " + m.data);
-  return local;  // ws dies here, open
+  ws.drop_response();
+  return open;
+}
+
+// Everything let go at once, the session still open: the response's
+// destructor releases (broken: logs the error), then the connection's own
+// finalizer closes what it still holds. Returns the client's address.
+inline std::string drop_everything(Client& client, std::uint16_t port) {
+  auto ws = open_echoing(client, port);
+  return ws->local_address();  // ws dies here, open
 }
 
 // What a lost connection leaves behind: broken, the client's socket, open and

@@ -11,6 +11,18 @@ using fixtures::ws::Server;
 
 namespace {
 
+// The client closed the connection (a FIN, no close frame): the server saw it
+// end, and the client's end, closed first, is the one in TIME_WAIT.
+void check_closed_by_the_client(const std::string& local, Server& server) {
+  EXPECT_TRUE(server.wait_for([](const Server::Stats& s) { return s.opened == 1 && s.closed == 1; }))
+      << "the server did not see the connection end";
+  std::optional<closecheck::DiagSocket> client_end;
+  EXPECT_TRUE(closecheck::eventually([&] {
+    client_end = tcp_socket(local, server.address());
+    return client_end && client_end->state == TcpState::time_wait;
+  }, {.settle = std::chrono::seconds(5)})) << "the client did not close first";
+}
+
 // After a lost connection. Broken: the one leaked socket is the client's,
 // ESTABLISHED to the server, and nothing has told the server (its end, read
 // from the kernel, is ESTABLISHED too). The pool has forgotten it, so closing
@@ -44,13 +56,7 @@ void check_lost_connection(const closecheck::Verdict& verdict, const std::string
     ASSERT_TRUE(end) << "the kernel has no server end of " << local;
     EXPECT_EQ(closecheck::to_string(end->state), "TIME_WAIT") << "the client did not close after the server";
   } else {
-    EXPECT_TRUE(server.wait_for([](const Server::Stats& s) { return s.opened == 1 && s.closed == 1; }))
-        << "the server did not see the connection end";
-    std::optional<closecheck::DiagSocket> client_end;
-    EXPECT_TRUE(closecheck::eventually([&] {
-      client_end = tcp_socket(local, server.address());
-      return client_end && client_end->state == TcpState::time_wait;
-    }, {.settle = std::chrono::seconds(5)})) << "the client did not close first";
+    check_closed_by_the_client(local, server);
   }
 }
 
@@ -98,31 +104,54 @@ TEST(WebsocketEofCheck, ReleaseWithoutClosing) {
 }
 
 // The destructor path of the traceback in #9880 (ClientResponse.__del__ ->
-// Connection.release()): the response dies unclosed; its destructor releases
-// the connection, and the error is logged once, never thrown.
-TEST(WebsocketEofCheck, DroppedWithoutClosing) {
+// Connection.release()), as upstream's test takes it: the response is
+// dropped by hand (del ws._response) while the WebSocket, and its connection,
+// stay. Broken: the error is logged once, never thrown.
+TEST(WebsocketEofCheck, ResponseDroppedWithoutClosing) {
   Server server;
   Client client;
-  std::string local;
+  Open open;
   auto verdict = closecheck::expect_leaks(expected_after_release(server.address()),
-                                          [&] { local = drop_without_closing(client, server.port()); },
+                                          [&] { open = drop_response(client, server.port()); },
                                           closecheck::Reclaim::keep, client_side(server));
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, local, server, client);
+  check_lost_connection(verdict, open.local, server, client);
+  open.ws->close();
+  open.ws.reset();
+  EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{})
+      << "closed, the connection has nothing left to finalize";
 }
 
 // Trigger (b), upstream's test_websocket_connection_cancellation: one task on
 // the loop is cancelled (a receive() gets Cancelled) while the loop runs on
-// (the WebSocket still echoes), then the response is dropped.
+// (the WebSocket still echoes), then the response is dropped by hand.
 TEST(WebsocketEofCheck, CancelledThenDropped) {
   Server server;
   Client client;
-  std::string local;
+  Open open;
   auto verdict = closecheck::expect_leaks(expected_after_release(server.address()),
-                                          [&] { local = cancel_then_drop(client, server.port()); },
+                                          [&] { open = cancel_then_drop_response(client, server.port()); },
                                           closecheck::Reclaim::keep, client_side(server));
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, local, server, client);
+  check_lost_connection(verdict, open.local, server, client);
+  open.ws->close();
+  open.ws.reset();
+}
+
+// The WebSocket dropped whole, the session still open. Broken: the response's
+// destructor logs the error, and then the connection, dying still holding its
+// protocol, closes it itself with an "Unclosed connection" warning (aiohttp's
+// Connection.__del__): nothing leaks. Fixed: the release closed it, silently.
+TEST(WebsocketEofCheck, DroppedWithoutClosing) {
+  Server server;
+  Client client;
+  std::string local;
+  EXPECT_TRUE(closecheck::NoLeaks([&] { local = drop_everything(client, server.port()); }, client_side(server)));
+  EXPECT_EQ(client.log.lines(),
+            (broken ? std::vector{swallowed_error, unclosed_connection} : std::vector<std::string>{}));
+  EXPECT_EQ(client.connector.acquired(), 0u);
+  EXPECT_EQ(client.connector.pooled(), 0u);
+  check_closed_by_the_client(local, server);
 }
 
 // Bad input: the client reports an error, nothing leaks, nothing hangs.
