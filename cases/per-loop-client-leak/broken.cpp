@@ -1,28 +1,11 @@
-// per-loop-client-leak, broken: Tornado 6.3's loop layer (implicit loop
-// creation, commit c8f27ee4) and the loop from tornado #3424.
+// per-loop-client-leak, broken: the loop from tornado #3424, on Tornado 6.3's
+// library.
 #include "loop.hpp"
 
+// --- The library: Tornado 6.3's, shared by broken.cpp and fixed.cpp ------------
+#include "tornado.ipp"
+
 namespace per_loop_client_leak {
-
-// --- The library: tornado/ioloop.py, tornado/httpclient.py --------------------
-
-asio::io_context& Loop::current() {
-  if (auto* loop = detail::current_loop()) return *loop;
-  // FLAW (library): with no current loop, one is created, made current and
-  // kept alive by the registry. Nobody will run it, close it, or unregister it.
-  auto& loop = detail::register_loop(detail::new_loop());
-  detail::set_current_loop(&loop);
-  return loop;
-}
-
-// FLAW (library): the client binds to the current loop when it is constructed;
-// its per-loop state sits in a weak cache, next to the loop, not in it.
-HttpClient::HttpClient() : loop_(&Loop::current()), state_(detail::client_state_for(*loop_)) {}
-
-asio::awaitable<Response> HttpClient::fetch(Url url, std::chrono::milliseconds timeout) {
-  ++state_->fetches;
-  co_return co_await detail::http_get(std::move(url), timeout);
-}
 
 // --- The user's code ------------------------------------------------------------
 

@@ -1,12 +1,11 @@
 // per-loop-client-leak, fixed in the library: no implicit loop, no registry,
 // per-loop state owned by the loop. The user's code is the broken one.
-#include <stdexcept>
-
 #include "loop.hpp"
 
-namespace per_loop_client_leak {
+#include <stdexcept>
 
-// --- The library: tornado/ioloop.py, tornado/httpclient.py --------------------
+// --- The library, fixed: in place of Tornado 6.3's (tornado.ipp) ----------------
+namespace per_loop_client_leak {
 
 asio::io_context& Loop::current() {
   if (auto* loop = detail::current_loop()) return *loop;
@@ -34,6 +33,10 @@ asio::awaitable<Response> HttpClient::fetch(Url url, std::chrono::milliseconds t
   ++asio::use_service<client_service>(Loop::current()).state.fetches;
   co_return co_await detail::http_get(std::move(url), timeout);
 }
+
+}  // namespace per_loop_client_leak
+
+namespace per_loop_client_leak {
 
 // --- The user's code ------------------------------------------------------------
 
