@@ -2,6 +2,8 @@
 // leak is in another process, so the per-test check (this process) is clean
 // in both variants; the tests look at the helper with held_elsewhere().
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <optional>
 
@@ -23,6 +25,29 @@ TEST(InheritedSocket, AsioOpensSocketsWithoutCloseOnExec) {
   tcp::socket accepted = acceptor.accept();
   EXPECT_FALSE(close_on_exec(acceptor.native_handle()));
   EXPECT_FALSE(close_on_exec(connected.native_handle()));
+  EXPECT_FALSE(close_on_exec(accepted.native_handle()));
+}
+
+// The fix sets FD_CLOEXEC once Asio has opened the listener (server.cpp, the
+// constructor): until then a fork and exec on another thread would take it.
+// What closes that window, with this Asio: a descriptor created with
+// SOCK_CLOEXEC and handed to the acceptor with assign() (asio #523's
+// workaround). It is close-on-exec from its first moment and serves as ever;
+// accepted connections still come from accept(), without it.
+TEST(InheritedSocket, SockCloexecAtCreationLeavesNoWindow) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(close_on_exec(fd));
+  asio::io_context io;
+  tcp::acceptor acceptor(io);
+  acceptor.assign(tcp::v4(), fd);
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  acceptor.listen();
+  EXPECT_TRUE(close_on_exec(acceptor.native_handle()));
+  tcp::socket connected(io);
+  connected.connect(acceptor.local_endpoint());
+  tcp::socket accepted = acceptor.accept();
   EXPECT_FALSE(close_on_exec(accepted.native_handle()));
 }
 
