@@ -12,7 +12,20 @@ using closecheck::TcpState;
 
 namespace {
 const closecheck::Options patient{.settle = std::chrono::seconds(10)};
+
+// The TCP sockets in LISTEN on `local` ("127.0.0.1:PORT") that this process holds.
+std::size_t listening_sockets_on(const std::string& local) {
+  std::size_t n = 0;
+  const auto now = closecheck::Snapshot::take();
+  for (const auto& fd : now.fds()) {
+    auto info = closecheck::inspect(fd.number);
+    if (info && info->socket && info->socket->is_tcp() && info->socket->state == TcpState::listen &&
+        info->socket->local == local)
+      ++n;
+  }
+  return n;
 }
+}  // namespace
 
 TEST(StoppedServer, ClientsThatCloseAfterStop) {
   Server server;
@@ -95,11 +108,17 @@ TEST(StoppedServer, ClientThatResetsAfterStop) {
   EXPECT_TRUE(verdict.ok) << verdict.message;
 }
 
+// Neither stop() closes the acceptor (Asio's HTTP server example closes it in
+// its stop): restart() accepts on it again. While stopped, the port stays in
+// LISTEN and a new client's handshake completes into the backlog, unanswered.
 TEST(StoppedServer, ClientThatConnectsWhileStoppedIsServedAfterRestart) {
   Server server;
   server.stop();
+  EXPECT_EQ(listening_sockets_on(here(server)), 1u);
   auto client = fixtures::connect_tcp("127.0.0.1", server.endpoint().port());  // in the backlog
   fixtures::send_all(client.get(), "hello\n");
+  EXPECT_FALSE(fixtures::wait_readable(client.get(), std::chrono::milliseconds(300)))
+      << "an answer from a stopped server";
   server.restart();
   EXPECT_EQ(fixtures::read_until(client.get(), '\n', std::chrono::seconds(10)), "ok: hello\n");
 }
