@@ -21,8 +21,9 @@ class session : public session_base, public std::enable_shared_from_this<session
   void do_read() {
     asio::async_read_until(socket_, asio::dynamic_buffer(request_), '\n',
                            [this, self = shared_from_this()](error_code ec, std::size_t n) {
-      // FLAW: EOF is taken for "no request yet" and ignored: the session stays in
-      // the manager, and its socket in CLOSE_WAIT, until the whole server stops.
+      // FLAW: on EOF the handler just returns: no stop, and no new read either.
+      // Nothing is left pending that could end the session: it stays in the
+      // manager, and its socket in CLOSE_WAIT, until the whole server stops.
       if (ec == asio::error::eof) return;
       if (ec) return manager_.stop(self);
       reply_ = "ok: " + request_.substr(0, n);

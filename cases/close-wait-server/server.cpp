@@ -34,6 +34,13 @@ std::size_t connection_manager::size() const {
   return sessions_.size();
 }
 
+std::size_t connection_manager::orphaned() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& s : sessions_) n += s.use_count() == 1;
+  return n;
+}
+
 Server::Server(Options options)
     : options_(std::move(options)),
       acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),

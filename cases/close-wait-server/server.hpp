@@ -31,6 +31,10 @@ class connection_manager {
   void stop(const std::shared_ptr<session_base>& s);
   void stop_all();
   std::size_t size() const;
+  // Sessions that only the manager holds: no operation of theirs is pending,
+  // so no handler will ever run for them again, and nothing but stop_all()
+  // will close them. (A pending read or write holds its session too.)
+  std::size_t orphaned() const;
 
  private:
   mutable std::mutex mutex_;
@@ -55,6 +59,7 @@ class Server {
 
   tcp::endpoint endpoint() const { return endpoint_; }
   std::size_t sessions() const { return manager_.size(); }
+  std::size_t orphaned_sessions() const { return manager_.orphaned(); }
 
  private:
   void do_accept();
