@@ -1,5 +1,6 @@
 #include "connection.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <future>
@@ -222,7 +223,10 @@ Server::Stats Server::stats() {
     s.accepted = accepted_;
     s.accept_errors = accept_errors_;
     s.connections = connections_.size();
-    for (auto& c : connections_) s.tasks_held += c->tasks_held();
+    for (auto& c : connections_) {
+      s.tasks_held += c->tasks_held();
+      s.peak_tasks_held = std::max(s.peak_tasks_held, c->peak_tasks_held());
+    }
     s.loop = loop_.stats();
     result->set_value(s);
   });

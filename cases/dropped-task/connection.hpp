@@ -15,6 +15,7 @@
 // callers ignore; broken.cpp and fixed.cpp differ only in create_task.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -33,6 +34,26 @@ inline constexpr std::size_t max_line = 4096;               // longer requests: 
 inline constexpr std::size_t max_queued_bytes = 16 * 1024;  // replies queued: stop reading requests
 
 class Connection;
+
+// A connection's strong set of tasks: fixed.cpp's create_task fills it and
+// the done callback reaps it; broken.cpp's never touches it. It counts its
+// peak, so that a test can tell a set that held the tasks and was reaped
+// (peak > 0, size 0) from one that never held any.
+class TaskSet {
+ public:
+  void insert(std::shared_ptr<Task> task) {
+    set_.insert(std::move(task));
+    peak_ = std::max(peak_, set_.size());
+  }
+  void erase(const std::shared_ptr<Task>& task) { set_.erase(task); }
+  std::size_t size() const { return set_.size(); }
+  std::size_t peak() const { return peak_; }
+
+ private:
+  std::set<std::shared_ptr<Task>> set_;
+  std::size_t peak_ = 0;
+};
+
 using Registry = std::set<std::shared_ptr<Connection>>;  // the server's open connections
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -47,6 +68,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // most callers ignore. Defined by the variant (broken.cpp, fixed.cpp).
   std::shared_ptr<Task> create_task(std::string name, Job job);
   std::size_t tasks_held() const { return tasks_.size(); }
+  std::size_t peak_tasks_held() const { return tasks_.peak(); }
 
  private:
   struct Forward {
@@ -92,7 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t queued_bytes_ = 0;
   int next_forward_ = 1;
   std::map<int, Forward> forwards_;
-  std::set<std::shared_ptr<Task>> tasks_;  // the strong set: filled by fixed.cpp's create_task only
+  TaskSet tasks_;  // the strong set: filled by fixed.cpp's create_task only
 };
 
 // Listens on 127.0.0.1 (port 0) and runs its io_context on its own thread.
@@ -108,6 +130,7 @@ class Server {
     std::size_t accept_errors = 0;
     std::size_t connections = 0;  // open connections
     std::size_t tasks_held = 0;   // tasks held by their connections' strong sets
+    std::size_t peak_tasks_held = 0;  // the most one open connection's set has held
     Loop::Stats loop;
   };
 

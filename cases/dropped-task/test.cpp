@@ -94,51 +94,73 @@ TEST(DroppedTask, ForwardIsFinished) {
   }
 }
 
-// The strong set is reaped as tasks finish: 10,000 tasks leave it empty and
-// the fd count flat.
+// 10,000 keepalives on one connection. Fixed: the strong set holds each task
+// until it is done and is reaped to empty; the fd count stays flat. Broken:
+// every task is gone before its first step (the loop finds only a dead weak
+// reference), no reply comes, and the client's close leaves the server's
+// side in CLOSE_WAIT.
 TEST(DroppedTask, TenThousandTasks) {
   constexpr int batches = 100, per_batch = 100;
+  constexpr std::size_t tasks = batches * per_batch;
   Server server;
-  auto before = closecheck::Snapshot::take().size();
-  auto client = connect(server);
-  std::size_t pongs = 0, during = 0;
-  for (int b = 0; b < batches; ++b) {
-    std::string requests;
-    for (int i = 0; i < per_batch; ++i) requests += "PING " + std::to_string(b * per_batch + i) + "\n";
-    fixtures::send_all(client.get(), requests);
-    if (broken) continue;  // nothing will come back
-    std::string got;
-    while (count_lines(got, "PONG ") < per_batch) {
-      auto more = fixtures::read_until(client.get(), '\n', answer_wait);
-      ASSERT_TRUE(more && !more->empty()) << "batch " << b << " stalled";
-      got += *more;
+  std::string client_address;
+  std::size_t pongs = 0;
+  Server::Stats stats;  // once every task is done, the connection still open
+  auto expected = broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait)
+                                                                     .local(server.address())
+                                                                     .peer("127.0.0.1:*")
+                                                                     .opened_in(CLOSECHECK_CASE_SOURCES)}}
+                         : std::vector<closecheck::Expected>{};
+  auto verdict = closecheck::expect_leaks(expected, [&] {
+    auto client = connect(server);
+    client_address = closecheck::inspect(client.get())->socket->local;
+    std::size_t during = 0;
+    for (int b = 0; b < batches; ++b) {
+      std::string requests;
+      for (int i = 0; i < per_batch; ++i) requests += "PING " + std::to_string(b * per_batch + i) + "\n";
+      fixtures::send_all(client.get(), requests);
+      if (broken) continue;  // nothing will come back
+      std::string got;
+      while (count_lines(got, "PONG ") < per_batch) {
+        auto more = fixtures::read_until(client.get(), '\n', answer_wait);
+        ASSERT_TRUE(more && !more->empty()) << "batch " << b << " stalled";
+        got += *more;
+      }
+      pongs += count_lines(got, "PONG ");
+      auto now = closecheck::Snapshot::take().size();
+      if (b == 0) during = now;
+      EXPECT_EQ(now, during) << "fds flat, batch " << b;
     }
-    pongs += count_lines(got, "PONG ");
-    auto now = closecheck::Snapshot::take().size();
-    if (b == 0) during = now;
-    EXPECT_EQ(now, during) << "fds flat, batch " << b;
-  }
-  ASSERT_TRUE(server_reaches(server, [](const Server::Stats& s) {
-    return s.loop.started == batches * per_batch && s.loop.live == 0;
-  }));
-  auto stats = server.stats();
-  EXPECT_EQ(stats.tasks_held, 0u) << "the set is empty once the tasks are done";
+    ASSERT_TRUE(server_reaches(server, [](const Server::Stats& s) {
+      return s.loop.started == tasks && s.loop.live == 0;
+    }));
+    stats = server.stats();
+    if (broken) {
+      EXPECT_FALSE(fixtures::wait_readable(client.get(), missing_wait)) << "no PONG, no close";
+    } else {
+      ::shutdown(client.get(), SHUT_WR);
+      EXPECT_EQ(fixtures::read_to_eof(client.get(), answer_wait), "");
+    }
+  }, closecheck::Reclaim::keep);  // broken: the server still owns its side
+  EXPECT_TRUE(verdict.ok) << verdict.message;
   EXPECT_EQ(stats.connections, 1u);
   if (broken) {
-    EXPECT_EQ(stats.loop.destroyed_pending, 10'000u);
-    EXPECT_FALSE(fixtures::wait_readable(client.get(), missing_wait)) << "no PONG";
+    // Exactly one leak: the server's side of this client's connection.
+    ASSERT_EQ(verdict.leaked.size(), 1u);
+    EXPECT_EQ(verdict.leaked[0].socket->peer, client_address);
+    EXPECT_EQ(stats.loop.destroyed_pending, tasks);
+    EXPECT_EQ(stats.loop.lost_wakeups, tasks) << "each first step found its task gone: nothing owned it";
+    EXPECT_EQ(stats.loop.finished, 0u);
+    EXPECT_EQ(server.stats().connections, 1u) << "the connection waits for replies that never come";
   } else {
-    EXPECT_EQ(pongs, 10'000u);
-    EXPECT_EQ(stats.loop.finished, 10'000u);
+    EXPECT_EQ(pongs, tasks);
+    EXPECT_EQ(stats.loop.finished, tasks);
+    EXPECT_EQ(stats.loop.lost_wakeups, 0u);
+    EXPECT_GE(stats.peak_tasks_held, 1u) << "the connection's set held the tasks in flight";
+    EXPECT_EQ(stats.tasks_held, 0u) << "and was reaped to empty once they were done";
     EXPECT_LE(stats.loop.peak_live, static_cast<std::size_t>(per_batch)) << "bounded by the requests in flight";
-    ::shutdown(client.get(), SHUT_WR);
-    EXPECT_EQ(fixtures::read_to_eof(client.get(), answer_wait), "");
+    EXPECT_EQ(settled(server, tasks, 0).connections, 0u) << "closed after the client's EOF";
   }
-  client.reset();
-  // Broken: the server still holds its side, in CLOSE_WAIT, until it stops.
-  EXPECT_TRUE(closecheck::eventually([&] {
-    return closecheck::Snapshot::take().size() == before + (broken ? 1 : 0);
-  }));
 }
 
 // A task that fails: the target resets the forward. Fixed: the task reports
