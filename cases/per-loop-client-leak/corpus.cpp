@@ -8,12 +8,7 @@ int main(int argc, char** argv) {
     constexpr std::size_t n = 10;
     fixtures::http::Server server;
     auto verdict = closecheck::expect_leaks(
-        expected_after(n),
-        [&] {
-          fixtures::corpus::mark("10 iterations start");
-          iterations(n, {.port = server.port()}, server.body());
-          fixtures::corpus::mark("10 iterations done");
-        },
+        expected_after(n), [&] { iterations(n, {.port = server.port()}, server.body()); },
         closecheck::Reclaim::keep);  // the registry owns them...
     auto note = growth_note(verdict.leaked, n);
     fixtures::corpus::pause_if_asked();
