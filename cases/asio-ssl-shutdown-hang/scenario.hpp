@@ -14,6 +14,7 @@
 
 #include "client.hpp"  // fixtures/ftp-tls: ftp_tls::Channel, a blocking, bounded TLS client socket
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
 #include "server.hpp"
 
@@ -138,10 +139,14 @@ inline void close_reaches_a_busy_server(Server& server, const std::function<void
 inline std::string peer_closes_without_close_notify(Server& server, std::uint16_t port = 0) {
   Peer peer(port ? port : server.port());  // port: a proxy in front of the server
   server.disconnect_all();
+  fixtures::corpus::mark("server sends close_notify");
   if (!peer.close_notify_arrived() || !peer.read_close_notify())
     throw std::runtime_error("no close_notify from the server");
   auto address = peer.address();
-  close_reaches_a_busy_server(server, [&] { peer.close_tcp(); });  // FIN: the server's socket is in CLOSE_WAIT
+  close_reaches_a_busy_server(server, [&] {
+    peer.close_tcp();
+    fixtures::corpus::mark("peer's FIN, no close_notify");
+  });  // FIN: the server's socket is in CLOSE_WAIT
   if (!broken && !shutdowns_end(server, 1, std::chrono::seconds(10)))
     throw std::runtime_error("the fixed server's shutdown did not end");
   return address;

@@ -7,7 +7,10 @@ int main(int argc, char** argv) {
     Server server;
     Client client;
     auto verdict = closecheck::expect_leaks(expected_after_close(1, server.address()),
-                                            [&] { echo_then_close(client, server.port()); },
+                                            [&] {
+                                              echo_then_close(client, server.port());
+                                              fixtures::corpus::mark("client's close() returns");
+                                            },
                                             closecheck::Reclaim::keep);
     fixtures::corpus::pause_if_asked();
     return verdict;

@@ -5,7 +5,11 @@ int main(int argc, char** argv) {
   using namespace close_wait_server;
   return fixtures::corpus::main(argc, argv, [] {
     Server server;
-    auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] { one_client(server); },
+    auto verdict = closecheck::expect_leaks(expected_after(1, server), [&] {
+                                              fixtures::corpus::mark("client connects");
+                                              one_client(server);
+                                              fixtures::corpus::mark("client closes (FIN)");
+                                            },
                                             closecheck::Reclaim::keep);
     fixtures::corpus::pause_if_asked();
     return verdict;

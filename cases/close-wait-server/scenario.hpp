@@ -5,6 +5,7 @@
 #include <string>
 
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
 #include "server.hpp"
 
@@ -20,6 +21,7 @@ inline std::string one_client(const Server& server, const std::string& request =
   fixtures::send_all(client.get(), request);
   auto answer = fixtures::read_until(client.get(), '\n', std::chrono::seconds(10));
   if (answer != "ok: " + request) throw std::runtime_error("no answer from the server");
+  fixtures::corpus::mark("server answered");
   return local;  // client closes here
 }
 

@@ -10,7 +10,11 @@ int main(int argc, char** argv) {
     Target target;
     ForwardRun run;
     auto verdict = closecheck::expect_leaks(expected_after_forward(server, target),
-                                            [&] { run = forward_once(server, target); },
+                                            [&] {
+                                              fixtures::corpus::mark("FORWARD, then both peers' FIN");
+                                              run = forward_once(server, target);
+                                              fixtures::corpus::mark("peers stop waiting");
+                                            },
                                             closecheck::Reclaim::keep);  // the server still owns them
     fixtures::corpus::pause_if_asked();
     auto stats = settled(server, 1, broken ? 1 : 0).loop;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "connection.hpp"
 #include "fixtures/net.hpp"
 
@@ -82,6 +83,7 @@ inline ForwardRun forward_once(const Server& server, const Target& target) {
   fixtures::send_all(client.get(), "FORWARD " + std::to_string(target.port()) + "\n");
   ::shutdown(client.get(), SHUT_WR);
   auto accepted = target.accept();  // the connect is not a task: it happens in both variants
+  fixtures::corpus::mark("forward connected");
   fixtures::send_all(accepted.get(), "hello\n");
   ::shutdown(accepted.get(), SHUT_WR);
   ForwardRun run;

@@ -12,6 +12,7 @@
 
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "server.hpp"
 
 namespace ftp_tls_close {
@@ -74,6 +75,7 @@ inline ftp_tls::Client idle_tls_client(const ftp_tls::Server& server, std::uint1
   client.auth_tls();
   if (!server.wait_for([&](const ftp_tls::ServerStats& s) { return s.secured > secured; }))
     throw ftp_tls::FtpError("the server never finished the AUTH TLS handshake");
+  fixtures::corpus::mark("AUTH TLS done");
   return client;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
 #include "server.hpp"
 
@@ -31,7 +32,10 @@ inline const std::string missing_root = "/nonexistent/closecheck-httplib-root";
 inline int failed_start() {
   int port = -1;
   try {
-    FileServer server({.root = missing_root, .on_bound = [&](int p) { port = p; }});
+    FileServer server({.root = missing_root, .on_bound = [&](int p) {
+                                             port = p;
+                                             fixtures::corpus::mark("port bound");
+                                           }});
   } catch (const std::runtime_error&) {
     if (port > 0) return port;
     throw;

@@ -8,7 +8,12 @@ int main(int argc, char** argv) {
     constexpr std::size_t n = 10;
     fixtures::http::Server server;
     auto verdict = closecheck::expect_leaks(
-        expected_after(n), [&] { iterations(n, {.port = server.port()}, server.body()); },
+        expected_after(n),
+        [&] {
+          fixtures::corpus::mark("10 iterations start");
+          iterations(n, {.port = server.port()}, server.body());
+          fixtures::corpus::mark("10 iterations done");
+        },
         closecheck::Reclaim::keep);  // the registry owns them...
     auto note = growth_note(verdict.leaked, n);
     fixtures::corpus::pause_if_asked();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
 #include "server.hpp"
 
@@ -38,9 +39,11 @@ inline std::vector<std::string> close_after_stop(Server& server, std::size_t n) 
   for (std::size_t i = 0; i < n; ++i)
     clients.push_back(served_client(server, "request " + std::to_string(i) + "\n"));
   server.stop();
+  fixtures::corpus::mark("server.stop()");
   std::vector<std::string> addresses;
   for (auto& c : clients) addresses.push_back(c.address);
   clients.clear();  // the clients close here
+  fixtures::corpus::mark("clients close (FIN)");
   return addresses;
 }
 
