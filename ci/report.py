@@ -438,6 +438,14 @@ def case_timeline(case, variants):
         if not lanes:
             parts.append(f'<text x="{LEFT}" y="{y + 10}" class="vsub">no TCP socket in this variant\'s scenario</text>')
             y += LANE_H
+        if failure == "hang" and events and v["broken"]:  # a hang: how long the close has waited
+            t0 = events[0]["t_us"]
+            x0, x1 = x(t0), x(end)
+            parts.append(f'<g class="hang"><path d="M{x0:.1f},{y + 2} v6 H{x1:.1f} v-6" class="hang"/>'
+                         f'<text x="{x0 + 4:.1f}" y="{y + 20}" class="end hang">the close began at '
+                         f'&#8220;{html.escape(events[0]["what"])}&#8221;: {fmt_ms(end - t0)} later it has not '
+                         f'finished, and it never will</text></g>')
+            y += 26
         if cpu:  # a spin: the children's CPU use between samples, as a share of one core
             h = 46
             pts, prev = [], None
@@ -798,6 +806,8 @@ svg.timeline text.event {{ font: 10px sans-serif; fill: #1565c0; }}
 svg.timeline rect.cpubg {{ fill: #fafafa; stroke: #ddd; }}
 svg.timeline polygon.cpuarea {{ fill: #f9a825; stroke: #e65100; }}
 svg.timeline text.end.spin {{ fill: #e65100; font-weight: bold; }}
+svg.timeline path.hang {{ fill: none; stroke: #c62828; stroke-width: 1.5; }}
+svg.timeline text.end.hang {{ fill: #c62828; }}
 details.diff {{ border: 1px solid #ddd; border-radius: 6px; margin: 8px 0; }}
 details.diff summary {{ padding: 4px 8px; background: #f6f8fa; cursor: pointer; }}
 details.diff pre {{ margin: 0; font-size: 12px; padding: 4px 0; overflow-x: auto; }}

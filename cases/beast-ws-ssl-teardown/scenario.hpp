@@ -9,6 +9,7 @@
 
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "server.hpp"
 
 namespace beast_ws_ssl_teardown {
@@ -22,6 +23,7 @@ inline void echo_then_close(Client& client, std::uint16_t port, const std::strin
   std::string reply;
   if (auto ec = client.write(text)) throw std::runtime_error("write: " + ec.message());
   if (auto ec = client.read(reply); ec || reply != text) throw std::runtime_error("no echo: " + ec.message());
+  fixtures::corpus::mark("echoed; the client calls close()");
   if (auto ec = client.close()) throw std::runtime_error("close: " + ec.message());
 }
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
           client.emplace(idle_tls_client(server));
           addresses.control = client->local_address();
           server.stop();
+          fixtures::corpus::mark("server stops");
           fixtures::corpus::pause_if_asked();
         },
         closecheck::Reclaim::close, addresses.ignoring_own());

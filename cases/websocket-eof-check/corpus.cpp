@@ -8,7 +8,11 @@ int main(int argc, char** argv) {
     Client client;
     Open open;  // the response dropped (del ws._response); the WebSocket stays
     auto verdict = closecheck::expect_leaks(
-        expected_after_release(server.address()), [&] { open = drop_response(client, server.port()); },
+        expected_after_release(server.address()),
+        [&] {
+          open = drop_response(client, server.port());
+          fixtures::corpus::mark("response dropped, WebSocket not closed");
+        },
         closecheck::Reclaim::keep, client_side(server));
     std::string note;
     if (client.log.lines() != (broken ? std::vector{swallowed_error} : std::vector<std::string>{})) {
