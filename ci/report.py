@@ -258,7 +258,9 @@ def lanes_of(d):
     for lane in lanes.values():
         if lane["peer"] in ("0.0.0.0:0", "[::]:0", "*:*"):
             lane["label"] = lane["label"].split(" &rarr; ")[0]
-        if lane["last"] == len(samples) - 1:
+        # Open at the end: in the last sample, or a leak the verdict found open then
+        # (a sample can miss an fd that another thread's open or close moved).
+        if lane["last"] == len(samples) - 1 or lane["leaked"]:
             lane["end"], lane["end_t"] = "open", end
         else:
             lane["end"], lane["end_t"] = "closed", samples[lane["last"] + 1]["t_us"]
@@ -494,7 +496,8 @@ def case_timeline(case, variants):
                     pts.append((s["t_us"], c))
                 color = KIND_COLORS[n % len(KIND_COLORS)]
                 path = " ".join(f"{x(t):.1f},{y + h - c * h / top:.1f}" for t, c in pts)
-                final = pts[-1][1] if pts else 0
+                last = sorted(s["kinds"].get(k, 0) for s in samples[-5:])  # the median of the last 5:
+                final = last[len(last) // 2] if last else 0                   # one sample may miss an fd
                 first = next((s["kinds"].get(k, 0) for s in samples if s["t_us"] >= t0), final)
                 parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="{2 + (n == 0)}"/>'
                              f'<text x="{x(end) + 9:.1f}" y="{y + 10 + 11 * n}" class="end" fill="{color}" '

@@ -38,6 +38,7 @@ inline std::vector<std::string> close_after_stop(Server& server, std::size_t n) 
   std::vector<Client> clients;
   for (std::size_t i = 0; i < n; ++i)
     clients.push_back(served_client(server, "request " + std::to_string(i) + "\n"));
+  fixtures::corpus::mark("clients served");
   server.stop();
   fixtures::corpus::mark("server.stop()");
   std::vector<std::string> addresses;

@@ -11,6 +11,7 @@
 
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
+#include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "websocket/server.hpp"
 
 namespace websocket_eof_check {
@@ -95,6 +96,7 @@ struct Open {
 inline Open drop_response(Client& client, std::uint16_t port) {
   Open open{open_echoing(client, port), {}};
   open.local = open.ws->local_address();
+  fixtures::corpus::mark("WebSocket open, echoed");
   open.ws->drop_response();
   return open;
 }
