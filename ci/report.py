@@ -229,7 +229,8 @@ def lanes_of(d):
     samples = [s for s in d.get("samples") or [] if s["t_us"] <= end]
     if not samples:
         return [], samples
-    listening = {s_["local"].rsplit(":", 1)[-1] for s in samples for s_ in s["tcp"] if s_["state"] == "LISTEN"}
+    listening = {t["local"].rsplit(":", 1)[-1] for s in samples
+                 for t in s["tcp"] + [t for c in s.get("children", []) for t in c["tcp"]] if t["state"] == "LISTEN"}
     leaked = {f.get("inode") for f in d.get("leaked", []) if f.get("inode")}
     lanes = {}
     for i, s in enumerate(samples):
@@ -240,7 +241,7 @@ def lanes_of(d):
                 lane = lanes.get(key)
                 if lane is None:
                     peer = f' &rarr; {html.escape(sock["peer"])}' if sock["peer"] else ""
-                    who = f"{html.escape(command)} pid {pid}: " if pid else ""
+                    who = f"{html.escape(command)}[{pid}] " if pid else ""
                     lane = lanes[key] = {
                         "pid": pid, "inode": sock["inode"], "points": [],
                         "label": f'{who}fd {sock["fd"]}  {html.escape(sock["local"])}{peer}',
@@ -252,7 +253,7 @@ def lanes_of(d):
                 if sock["local"] and not sock["local"].endswith(":0") and lane["local"] != sock["local"] or \
                         sock["peer"] and lane["peer"] != sock["peer"]:  # bound or connected since: say where
                     peer = f' &rarr; {html.escape(sock["peer"])}' if sock["peer"] else ""
-                    who = f"{html.escape(command)} pid {pid}: " if pid else ""
+                    who = f"{html.escape(command)}[{pid}] " if pid else ""
                     lane["label"] = f'{who}fd {sock["fd"]}  {html.escape(sock["local"])}{peer}'
                     lane["local"], lane["peer"] = sock["local"], sock["peer"]
     for lane in lanes.values():
@@ -374,7 +375,7 @@ def case_timeline(case, variants):
     lanes (with their ends), its marked moments, its scenario end, and the
     picture its kind of failure needs (CPU for a spin, counts for a leak of
     descriptors that are not sockets)."""
-    W, LEFT, RIGHT, LANE_H = 1180, 350, 200, 16
+    W, LEFT, RIGHT, LANE_H = 1210, 340, 225, 16
     plot = W - LEFT - RIGHT
     axis_end = max(end_of(v) for v in variants) or 1
     axis_end *= 1.02
@@ -650,6 +651,10 @@ def comparison(variants):
                     if closed else "left them open too")
             if len(closed) < len(same) and closed:
                 text += f"; {len(same) - len(closed)} still open"
+        elif failure == "held":
+            held = [l for l in lanes if l["pid"] and l["end"] == "open"]
+            text = (f"its child still holds {len(held)} socket{'s' if len(held) > 1 else ''} at the end" if held
+                    else "its child holds none of its sockets: each one closed when the server closed it")
         elif roles:
             text = "never held such a socket"
         elif failure == "spin":
@@ -766,7 +771,7 @@ def main():
     out.write_text(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>closecheck corpus report</title>
 <style>
-body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; max-width: 1240px; }}
+body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; max-width: 1250px; }}
 h2 {{ margin-bottom: 4px; }}
 section.case {{ border-top: 3px solid #444; margin-top: 28px; padding-top: 4px; }}
 p.mechanism {{ font-size: 17px; margin: 4px 0; }}
