@@ -96,6 +96,8 @@ def readme_lesson(case):
                 and not first[max(0, i - 4):i + 1].endswith(("e.g.", "i.e.", "etc.")):
             sentence, rest = first[:i + 1], first[i + 1:].strip()
             break
+    if rest.endswith(":"):  # it leads into a table or a list the page does not show
+        rest = rest[:-1] + "."
     links, seen = [], set()
     for m in re.finditer(r"\*\*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+) (PR )?#(\d+)\*\*", text):
         repo, pr, number = m.group(1), m.group(2), m.group(3)
