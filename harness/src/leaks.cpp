@@ -239,6 +239,16 @@ std::string expectation_text(const std::vector<Expected>& expected) {
   return s;
 }
 
+// Callers shown under each open site: CLOSECHECK_FRAMES (0 to 64), as the
+// GoogleTest listener's reports show them, else what the options say.
+std::size_t frames_shown(const Options& options) {
+  const char* e = std::getenv("CLOSECHECK_FRAMES");
+  if (!e || !*e) return options.frames;
+  char* end = nullptr;
+  unsigned long n = std::strtoul(e, &end, 10);
+  return *end == '\0' && n <= 64 ? n : options.frames;
+}
+
 }  // namespace
 
 Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
@@ -256,7 +266,7 @@ Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<
   v.leaked = leaks;
   if (!exact) {
     v.message = "expected the block to leak:\n" + expectation_text(expected) + "but it leaked:\n" +
-                (leaks.empty() ? std::string("  nothing\n") : report(leaks, options.frames));
+                (leaks.empty() ? std::string("  nothing\n") : report(leaks, frames_shown(options)));
   }
   if (reclaim == Reclaim::close)
     for (std::size_t i = 0; i < leaks.size(); ++i)

@@ -341,6 +341,29 @@ TEST(Listener, RecordingCanBeTurnedOff) {
   EXPECT_NE(text.find("[  FAILED  ] Demo.LeaksAPipeEnd"), std::string::npos) << text;
 }
 
+// CLOSECHECK_FRAMES sets the callers in expect_leaks' message too, as in the
+// listener's report: a page that shows a failing test (ci/readme) sets it.
+TEST(OpenSites, VerdictMessagesShowTheFramesAskedFor) {
+  std::string messages[2];
+  for (const char* frames : {"0", ""}) {
+    setenv("CLOSECHECK_FRAMES", frames, 1);
+    int fd = -1;
+    auto verdict = closecheck::expect_leaks({}, [&] {
+      int fds[2];
+      ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+      close(fds[1]);
+      fd = fds[0];
+    }, closecheck::Reclaim::keep);
+    EXPECT_FALSE(verdict.ok);
+    messages[*frames ? 0 : 1] = verdict.message;
+    close(fd);
+  }
+  unsetenv("CLOSECHECK_FRAMES");
+  EXPECT_NE(messages[0].find("    opened at "), std::string::npos) << messages[0];
+  EXPECT_EQ(messages[0].find("      from "), std::string::npos) << messages[0];
+  EXPECT_NE(messages[1].find("      from "), std::string::npos) << messages[1];  // unset: the options' 3
+}
+
 TEST(Listener, MoreFramesOnRequest) {
   auto few = run_demo("CLOSECHECK_FRAMES=0");
   auto bad = run_demo("CLOSECHECK_FRAMES=x");
