@@ -23,6 +23,8 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,6 +43,7 @@
 
 #include "format.hpp"
 #include "cli.hpp"
+#include "close_events.hpp"
 #include "closecheck/closecheck.hpp"
 #include "closecheck/process.hpp"
 
@@ -243,7 +246,13 @@ class Tracer {
   void on_exec(pid_t tid);
   void on_exit(pid_t pid);
   void on_close(pid_t tid);
-  void on_listener_close(pid_t pid, const Fd& listener);
+  void on_listener_close(pid_t pid, const std::string& address);
+  // The in-kernel path (CloseEvents): events read before each stop is handled.
+  void drain_events();
+  void on_listener_stop(pid_t tid);
+  void on_close_wait_closed(const CloseEvents::Event& ev);
+  void watch(pid_t pid, std::uint32_t interest);
+  void sync_interest();
   void settle_candidates(bool all);
   bool held_by_others(pid_t pid, const Ident& id) const;
   Finding* find(pid_t pid, int number, const Ident& id);
@@ -279,21 +288,39 @@ class Tracer {
   };
   std::vector<DoubleClose> double_closes_;
   std::vector<Predicate> ignore_opened_in_;
+  std::unique_ptr<CloseEvents> events_;  // null: the seccomp close trap (or none)
+  std::string close_trap_ = "none";
+  std::map<pid_t, std::vector<CloseEvents::Event>> pending_;  // listener closes by thread, until it stops
+  std::map<pid_t, std::uint32_t> interest_;                   // what the kernel reports, by live process
   std::size_t ignored_ = 0, checked_ = 0, not_findings_ = 0, settled_ = 0;
 };
 
 void Tracer::handle(pid_t tid, int status) {
   if (WIFEXITED(status) || WIFSIGNALED(status)) {
     if (tid == root_) root_status_ = status;
+    pending_.erase(tid);  // a listener closed by its exit: it was checked at its exit event
+    if (tasks_.contains(tid) && tasks_[tid] == tid) watch(tid, 0);
     tasks_.erase(tid);
     return;
   }
   if (!WIFSTOPPED(status)) return;
-  if (!tasks_.contains(tid)) tasks_[tid] = read_tgid(tid);  // seen before its parent's event
+  if (!tasks_.contains(tid)) {  // seen before its parent's event
+    tasks_[tid] = read_tgid(tid);
+    if (tasks_[tid] == tid) watch(tid, CloseEvents::listener_closes);
+  }
   int sig = WSTOPSIG(status);
   int inject = 0;
   switch (status >> 16) {
-    case 0: inject = sig; break;  // a signal for the program: deliver it
+    case 0:
+      inject = sig;  // a signal for the program: deliver it
+      if (sig == SIGSTOP && pending_.contains(tid)) {
+        // The kernel's stop after a listener's close (CloseEvents); a SIGSTOP
+        // someone sent (si_code SI_USER...) still stops the program.
+        siginfo_t si{};
+        if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == SI_KERNEL) inject = 0;
+        on_listener_stop(tid);
+      }
+      break;
     case PTRACE_EVENT_STOP:
       if (sig != SIGTRAP) {       // a group-stop (SIGSTOP, SIGTSTP...): stay stopped
         ptrace(PTRACE_LISTEN, tid, 0, 0);
@@ -319,6 +346,7 @@ void Tracer::on_new_task(pid_t tid) {
   auto tgid = read_tgid(child);
   tasks_[child] = tgid;
   if (tgid != child) return;  // a thread
+  watch(child, CloseEvents::listener_closes);
   auto parent = tasks_[tid];
   auto& info = processes_[child];
   info.parent = parent;
@@ -503,20 +531,105 @@ void Tracer::on_close(pid_t tid) {
   for (const auto& id : closer->fds())
     if (id.number != number && ident(id) == ident(*fd)) return;
   if (held_by_others(pid, ident(*fd))) return;
-  on_listener_close(pid, *fd);
+  on_listener_close(pid, fd->socket->local);
+}
+
+// Events from the kernel, oldest first: a listener's close waits for its
+// closer's stop (the SIGSTOP the program sent right after it); a socket in
+// CLOSE_WAIT that closed is the fate of what was found.
+void Tracer::drain_events() {
+  if (!events_) return;
+  for (auto& ev : events_->drain()) {
+    if (ev.kind == CloseEvents::Kind::close_wait_closed) on_close_wait_closed(ev);
+    else if (tasks_.contains(ev.tid)) pending_[ev.tid].push_back(std::move(ev));
+  }
+}
+
+// tid is stopped right after the close(2) (or close_range, dup2, exec) that
+// closed its process's last reference to the listeners it closed.
+void Tracer::on_listener_stop(pid_t tid) {
+  auto events = std::move(pending_[tid]);
+  pending_.erase(tid);
+  for (const auto& ev : events) on_listener_close(tasks_[tid], ev.local);
+  sync_interest();
+}
+
+std::uint16_t port_of(const std::string& address) {
+  auto port = split_address(address).second;
+  return port.empty() ? 0 : static_cast<std::uint16_t>(std::strtoul(port.c_str(), nullptr, 10));
+}
+
+// A process marked by sync_interest closed a socket in CLOSE_WAIT (its last
+// reference): the fate of what was found at a listener's close with those
+// ports, if that fd is gone from the process (a reset the peer sent moves
+// a socket from CLOSE_WAIT to CLOSE too, and it is still held).
+void Tracer::on_close_wait_closed(const CloseEvents::Event& ev) {
+  if (!processes_.contains(ev.tgid)) return;
+  auto gone = [&](const Fd& fd) {
+    char target[64];
+    auto link = "/proc/" + std::to_string(ev.tgid) + "/fd/" + std::to_string(fd.number);
+    auto n = readlink(link.c_str(), target, sizeof target);
+    return n <= 0 || std::string(target, static_cast<std::size_t>(n)) != fd.target;
+  };
+  auto same = [&](const Finding& f) {
+    return f.pid == ev.tgid && f.fd.socket && port_of(f.fd.socket->local) == ev.local_port &&
+           port_of(f.fd.socket->peer) == ev.peer_port && gone(f.fd);
+  };
+  auto at = std::chrono::duration<double>(std::chrono::nanoseconds(ev.monotonic_ns) -
+                                          start_.time_since_epoch()).count();
+  for (auto& f : findings_)
+    if (f.when == When::listener_close && f.fate == Fate::unknown && same(f)) {
+      f.fate = Fate::closed;
+      f.closed_after = std::max(at - f.seconds, 0.0);
+    }
+  std::erase_if(candidates_, [&](const Candidate& c) {
+    if (!same(c.finding)) return false;
+    ++settled_;
+    return true;
+  });
+  sync_interest();
+}
+
+void Tracer::watch(pid_t pid, std::uint32_t interest) {
+  if (!events_) return;
+  if (interest == 0) {
+    interest_.erase(pid);
+  } else {
+    if (interest_.contains(pid) && interest_[pid] == interest) return;
+    interest_[pid] = interest;
+  }
+  events_->watch(pid, interest);
+}
+
+// A process with a socket found at a listener's close (a candidate, or a
+// finding whose fate is not known yet) has its closes of sockets in
+// CLOSE_WAIT reported; no other process has.
+void Tracer::sync_interest() {
+  if (!events_) return;
+  std::set<pid_t> want;
+  for (const auto& c : candidates_) want.insert(c.finding.pid);
+  for (const auto& f : findings_)
+    if (f.when == When::listener_close && f.fate == Fate::unknown) want.insert(f.pid);
+  for (auto& [pid, interest] : interest_) {
+    auto now = CloseEvents::listener_closes | (want.contains(pid) ? CloseEvents::close_wait_closes : 0u);
+    if (now != interest) events_->watch(pid, interest = now);
+  }
 }
 
 // A server stops: a socket of its listener in CLOSE_WAIT (a session of this
 // server, or a client of it whose connection the server closed) is a finding
 // if it outlives the close by --settle, or is held when its process exits.
-void Tracer::on_listener_close(pid_t pid, const Fd& listener) {
-  const auto& address = listener.socket->local;
+void Tracer::on_listener_close(pid_t pid, const std::string& address) {
   auto closer_command = processes_[pid].command;
   std::map<ino_t, std::map<ino_t, std::uint32_t>> queues;  // by network namespace
   for (const auto& [holder, info] : processes_) {
     if (!alive(holder)) continue;
     auto p = Process::open(holder);
     if (!p) continue;
+    // Its closes of sockets in CLOSE_WAIT from now on (sync_interest keeps
+    // this only if something is found).
+    if (events_ && interest_.contains(holder))
+      watch(holder, interest_[holder] | CloseEvents::close_wait_closes);
     struct stat ns{};
     stat(("/proc/" + std::to_string(holder) + "/ns/net").c_str(), &ns);
     for (const auto& id : p->fds()) {
@@ -636,12 +749,32 @@ int Tracer::run() {
     setenv("ASAN_OPTIONS",
            ((asan && *asan ? std::string(asan) + ":" : std::string()) + "verify_asan_link_order=0").c_str(), 1);
   }
-  root_ = spawn(options_.argv, install_close_trap, [](pid_t pid) {
+  // How a listener's close is seen: in the kernel (CloseEvents) where it can
+  // be, else a seccomp filter that stops every close(2).
+  std::string trap = std::getenv("CLOSECHECK_CLOSE_TRAP") ? std::getenv("CLOSECHECK_CLOSE_TRAP") : "auto";
+  if (trap != "auto" && trap != "bpf" && trap != "seccomp")
+    throw Error("CLOSECHECK_CLOSE_TRAP: '" + trap + "' is not one of auto, bpf, seccomp");
+  if (trap != "seccomp") {
+    std::string why_not;
+    events_ = CloseEvents::open(why_not);
+    if (!events_ && trap == "bpf") throw Error("CLOSECHECK_CLOSE_TRAP=bpf: " + why_not);
+  }
+  std::function<int()> in_child;
+  if (!events_) in_child = install_close_trap;
+  root_ = spawn(options_.argv, in_child, [&](pid_t pid) {
     if (ptrace(PTRACE_SEIZE, pid, 0, trace_options) != 0)
       throw Error("cannot trace the program: ptrace: " + std::string(std::strerror(errno)));
+    watch(pid, CloseEvents::listener_closes);
   });
+#if defined(__x86_64__) || defined(__aarch64__)
+  close_trap_ = events_ ? "bpf" : "seccomp";
+#else
+  close_trap_ = events_ ? "bpf" : "none";
+#endif
   start_ = clock::now();
   tasks_[root_] = root_;
+  int signals = signalfd(-1, &handled_signals(), SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signals < 0) throw Error(std::string("signalfd: ") + std::strerror(errno));
   std::optional<clock::time_point> deadline;  // for children still running after the program
   bool killed = false;
   while (!tasks_.empty()) {
@@ -650,9 +783,12 @@ int Tracer::run() {
       pid_t tid = waitpid(-1, &status, __WALL | WNOHANG);
       if (tid < 0 && errno == ECHILD) tasks_.clear();
       if (tid <= 0) break;
+      drain_events();  // what happened before this stop, first
       handle(tid, status);
     }
+    drain_events();
     settle_candidates(false);
+    sync_interest();
     if (tasks_.empty()) break;
     auto now = clock::now();
     auto wake = now + std::chrono::milliseconds(1000);
@@ -673,17 +809,22 @@ int Tracer::run() {
     }
     auto timeout = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(wake - now),
                             std::chrono::milliseconds(0)) + std::chrono::milliseconds(1);
-    timespec ts{static_cast<time_t>(timeout.count() / 1000),
-                static_cast<long>(timeout.count() % 1000) * 1000000};
-    siginfo_t info{};
-    int sig = sigtimedwait(&handled_signals(), &info, &ts);
-    if (sig > 0 && sig != SIGCHLD && should_forward(info)) {
+    pollfd wait[2] = {{signals, POLLIN, 0}, {events_ ? events_->fd() : -1, POLLIN, 0}};
+    poll(wait, 2, static_cast<int>(timeout.count()));
+    signalfd_siginfo got{};
+    while (read(signals, &got, sizeof got) == static_cast<ssize_t>(sizeof got)) {
+      siginfo_t info{};
+      info.si_signo = static_cast<int>(got.ssi_signo);
+      info.si_code = got.ssi_code;
+      int sig = info.si_signo;
+      if (sig == SIGCHLD || !should_forward(info)) continue;
       if (!root_status_) kill(root_, sig);
       else  // the program is gone: its children still running get the signal
         for (const auto& [tid, pid] : tasks_)
           if (tid == pid) kill(pid, sig);
     }
   }
+  close(signals);
   settle_candidates(true);
 
   auto report = options_.json ? json_report() : text_report();
@@ -845,6 +986,7 @@ std::string Tracer::json_report() const {
   j += ",\"status\":" + std::to_string(status()) + ",\"strict\":" + (options_.strict ? "true" : "false") +
        ",\"processes\":" + std::to_string(checked_) + ",\"ignored\":" + std::to_string(ignored_) +
        ",\"not_findings\":" + std::to_string(not_findings_) + ",\"settled\":" + std::to_string(settled_) +
+       ",\"close_trap\":" + json_string(close_trap_) +
        ",\"findings\":[";
   for (std::size_t i = 0; i < findings_.size(); ++i) {
     const auto& f = findings_[i];
