@@ -16,9 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <optional>
 
 #include "format.hpp"
@@ -37,52 +35,88 @@ std::string failed(const char* what) { return std::string(what) + ": " + std::st
 class Btf {
  public:
   explicit Btf(const char* path) {
-    std::ifstream in(path, std::ios::binary);
-    data_.assign(std::istreambuf_iterator<char>(in), {});
-    if (data_.size() < 24 || u16(0) != 0xEB9F) return;
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st{};
+    if (fstat(fd, &st) != 0 || st.st_size < 24) {
+      close(fd);
+      return;
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    // Mapped where the kernel allows it (6.16 and later); else read 4 KiB at a
+    // time (sysfs), which takes some milliseconds more.
+    void* map = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      mapped_ = static_cast<const char*>(map);
+      data_ptr_ = mapped_;
+    } else {
+      copy_.resize(size_);
+      std::size_t got = 0;
+      for (ssize_t n; got < size_ && (n = read(fd, &copy_[got], size_ - got)) > 0;) got += static_cast<std::size_t>(n);
+      size_ = got;
+      data_ptr_ = copy_.data();
+    }
+    close(fd);
+    if (size_ < 24 || u16(0) != 0xEB9F) return;  // not BTF (or another byte order)
     auto hdr = u32(4), type_off = u32(8), type_len = u32(12), str_off = u32(16), str_len = u32(20);
     types_ = hdr + type_off;
     strings_ = hdr + str_off;
-    if (types_ + type_len > data_.size() || strings_ + str_len > data_.size()) return;
+    if (types_ + type_len > size_ || strings_ + str_len > size_) return;
+    end_ = types_ + type_len;
+    next_ = types_;
     at_.push_back(0);  // type 0 is void
-    for (std::size_t p = types_; p + 12 <= types_ + type_len;) {
-      at_.push_back(p);
-      auto info = u32(p + 4), vlen = info & 0xffff, kind = (info >> 24) & 0x1f;
-      p += 12;
-      switch (kind) {
-        case 1: case 14: case 17: p += 4; break;           // int, var, decl_tag
-        case 3: p += 12; break;                            // array
-        case 4: case 5: case 15: case 19: p += 12 * vlen; break;  // struct, union, datasec, enum64
-        case 6: case 13: p += 8 * vlen; break;             // enum, func_proto
-        default: break;                                    // no extra data
-      }
-    }
   }
+  ~Btf() {
+    if (mapped_) munmap(const_cast<char*>(mapped_), size_);
+  }
+  Btf(const Btf&) = delete;
+  Btf& operator=(const Btf&) = delete;
   // The offset in bytes of member `name` of struct `type`.
-  std::optional<unsigned> offset(const char* type, const char* name) const {
-    for (std::size_t id = 1; id < at_.size(); ++id)
-      if (kind(id) == 4 && this->name(at_[id]) == type) return member(id, name, 0);
+  std::optional<unsigned> offset(const char* type, const char* name) {
+    for (std::size_t id = 1; id < at_.size() || index(id); ++id)
+      if (kind(id) == 4 && named(at_[id], type)) return member(id, name, 0);
     return std::nullopt;
   }
 
  private:
-  std::uint16_t u16(std::size_t p) const { std::uint16_t v; std::memcpy(&v, &data_[p], 2); return v; }
-  std::uint32_t u32(std::size_t p) const { std::uint32_t v; std::memcpy(&v, &data_[p], 4); return v; }
+  std::uint16_t u16(std::size_t p) const { std::uint16_t v; std::memcpy(&v, data_ptr_ + p, 2); return v; }
+  std::uint32_t u32(std::size_t p) const { std::uint32_t v; std::memcpy(&v, data_ptr_ + p, 4); return v; }
+  // Types are indexed as far as a lookup needs (the structs wanted here come
+  // in the first third of vmlinux's).
+  bool index(std::size_t id) {
+    while (at_.size() <= id) {
+      auto p = next_;
+      if (p + 12 > end_) return false;
+      at_.push_back(p);
+      auto info = u32(p + 4), vlen = info & 0xffff, kind = (info >> 24) & 0x1f;
+      p += 12;
+      switch (kind) {
+        case 1: case 14: case 17: p += 4; break;                  // int, var, decl_tag
+        case 3: p += 12; break;                                   // array
+        case 4: case 5: case 15: case 19: p += 12 * vlen; break;  // struct, union, datasec, enum64
+        case 6: case 13: p += 8 * vlen; break;                    // enum, func_proto
+        default: break;                                           // no extra data
+      }
+      next_ = p;
+    }
+    return true;
+  }
   unsigned kind(std::size_t id) const { return (u32(at_[id] + 4) >> 24) & 0x1f; }
-  std::string name(std::size_t p) const {
+  bool named(std::size_t p, const char* name) const {
     auto s = strings_ + u32(p);
-    return s < data_.size() ? std::string(&data_[s]) : std::string();
+    auto n = std::strlen(name);
+    return s + n < size_ && std::memcmp(data_ptr_ + s, name, n + 1) == 0;
   }
   // Through typedefs and qualifiers to the type itself.
-  std::size_t resolve(std::size_t id) const {
-    for (int hops = 0; id && id < at_.size() && hops < 32; ++hops) {
+  std::size_t resolve(std::size_t id) {
+    for (int hops = 0; id && index(id) && hops < 32; ++hops) {
       auto k = kind(id);
       if ((k < 8 || k > 11) && k != 18) return id;  // not a typedef, qualifier or type tag
       id = u32(at_[id] + 8);
     }
     return 0;
   }
-  std::optional<unsigned> member(std::size_t id, const char* name, unsigned bits) const {
+  std::optional<unsigned> member(std::size_t id, const char* name, unsigned bits) {
     auto info = u32(at_[id] + 4);
     bool bitfields = info >> 31;
     for (unsigned i = 0; i < (info & 0xffff); ++i) {
@@ -92,15 +126,18 @@ class Btf {
         auto inner = resolve(u32(m + 4));
         if (inner && (kind(inner) == 4 || kind(inner) == 5))
           if (auto found = member(inner, name, off)) return found;
-      } else if (this->name(m) == name) {
+      } else if (named(m, name)) {
         return off / 8;
       }
     }
     return std::nullopt;
   }
 
-  std::vector<char> data_;
-  std::size_t types_ = 0, strings_ = 0;
+  const char* mapped_ = nullptr;
+  const char* data_ptr_ = nullptr;
+  std::vector<char> copy_;
+  std::size_t size_ = 0;
+  std::size_t types_ = 0, strings_ = 0, end_ = 0, next_ = 0;
   std::vector<std::size_t> at_;
 };
 
@@ -194,7 +231,7 @@ std::unique_ptr<CloseEvents> CloseEvents::open(std::string& why_not) {
   attr.map_type = BPF_MAP_TYPE_HASH;
   attr.key_size = 4;
   attr.value_size = 4;
-  attr.max_entries = 16384;
+  attr.max_entries = 8192;  // processes traced at once
   e->traced_fd_ = static_cast<int>(bpf(BPF_MAP_CREATE, attr));
   if (e->traced_fd_ < 0) {
     why_not = failed("bpf(BPF_MAP_CREATE)");
