@@ -263,6 +263,61 @@ def test_signal():
     check(status == 128 + signal.SIGTERM, "the program's death by SIGTERM: got %d" % status)
 
 
+def close_trap(trap, *argv):
+    """closecheck run --json with CLOSECHECK_CLOSE_TRAP=trap (None: unset): (process, report or None)."""
+    env = {k: v for k, v in os.environ.items() if k != "CLOSECHECK_CLOSE_TRAP"}
+    if trap is not None:
+        env["CLOSECHECK_CLOSE_TRAP"] = trap
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        p = subprocess.run([args.closecheck, "run", "--json", "--output", out.name, *argv], env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        text = out.read()
+    print("$ CLOSECHECK_CLOSE_TRAP=%s closecheck run --json %s\n%s%s(exit status %d)"
+          % (trap, " ".join(argv), p.stderr, text, p.returncode))
+    return p, json.loads(text) if text else None
+
+
+def test_close_trap():
+    # How a listener's close is seen (docs/cli.md, "How it works"): in the
+    # kernel where it can be (bpf), else the seccomp filter that stops every
+    # close(2); CLOSECHECK_CLOSE_TRAP forces either.
+    p, report = close_trap("bpf", "--", "/bin/true")
+    in_kernel = p.returncode == 0
+    if in_kernel:
+        check(report["close_trap"] == "bpf", "forced: the in-kernel trap")
+    else:
+        check(p.returncode == 2 and p.stderr.startswith("closecheck: CLOSECHECK_CLOSE_TRAP=bpf: "),
+              "forced where it cannot be: closecheck's own error, and why")
+        print("NOTE: no in-kernel close trap on this machine: " + p.stderr.strip())
+    p, report = close_trap(None, "--", "/bin/true")
+    check(p.returncode == 0 and report["close_trap"] == ("bpf" if in_kernel else "seccomp"),
+          "by default the in-kernel trap where it is available, else the seccomp one")
+    p, report = close_trap("seccomp", "--", "/bin/true")
+    check(p.returncode == 0 and report["close_trap"] == "seccomp", "forced: the seccomp trap")
+    p, report = close_trap("sometimes", "--", "/bin/true")
+    check(p.returncode == 2 and p.stderr.count("\n") == 1 and "CLOSECHECK_CLOSE_TRAP" in p.stderr,
+          "a value that is none of them: one line, status 2")
+    if not in_kernel:
+        return
+    # Only the in-kernel trap sees a listener closed other than by close(2):
+    # here dup2(2) over it, with a session in CLOSE_WAIT whose EOF was read.
+    script = ("import os, socket\n"
+              "l = socket.create_server(('127.0.0.1', 0))\n"
+              "c = socket.create_connection(l.getsockname())\n"
+              "s, _ = l.accept()\n"
+              "c.close()\n"
+              "assert s.recv(1) == b''\n"
+              "print('server fd %d  %s:%d -> %s:%d' % ((s.fileno(),) + s.getsockname() + s.getpeername()), flush=True)\n"
+              "os.dup2(os.open(os.devnull, os.O_RDONLY), l.fileno())\n"
+              "s.close()\n")
+    p, report = close_trap("bpf", "--settle", "0", "--", PYTHON, "-c", script)
+    fd, local, peer = connection(p.stdout, "server")
+    (f,) = report["findings"]
+    check(f["when"] == "listener-close" and f["fd"]["fd"] == fd and f["fd"]["local"] == local and
+          f["listener"]["local"] == local and f["listener"]["side"] == "server", "the session, at dup2's close")
+    check(isinstance(f["fate"], dict) and f["fate"]["closed_after_ms"] < 1000, "closed by the program right after")
+
+
 def corpus(expected):
     check(args.corpus, "--corpus PATH is required")
     # The corpus program's Server closes its session when it is destroyed,
