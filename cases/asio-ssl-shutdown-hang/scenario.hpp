@@ -16,11 +16,12 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace asio_ssl_shutdown_hang {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 using closecheck::TcpState;
 
 // A TLS client that verifies the server against the test CA and exchanges
@@ -95,7 +96,7 @@ inline std::vector<closecheck::Expected> stuck(const Server& server, TcpState st
                                                const std::string& peer = "127.0.0.1:*") {
   if (!broken) return {};
   return {{n, closecheck::tcp(state).local(server.address()).peer(state == TcpState::close ? "" : peer)
-                  .opened_in(CLOSECHECK_CASE_SOURCES)}};
+                  .opened_in(fixtures::variant.opened_in)}};
 }
 
 // How long a test waits for a shutdown that the fixed variant ends at its

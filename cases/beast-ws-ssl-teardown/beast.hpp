@@ -25,11 +25,9 @@
 #ifndef BEAST_WS_SSL_TEARDOWN_OVERLAY_APPLIED
 #error "fixed-overlay: the overlay did not apply (a Beast that already has the fix?)"
 #endif
-static_assert(BOOST_VERSION == 107400, "fixed-overlay builds against Boost 1.74");
-#else
-static_assert(CLOSECHECK_BROKEN ? BOOST_VERSION == 107400 : BOOST_VERSION == 108100,
-              "broken builds against Boost 1.74, fixed against Boost 1.81");
 #endif
+static_assert(BOOST_VERSION == BEAST_WS_SSL_TEARDOWN_PINNED,
+              "broken and fixed-overlay build against Boost 1.74, fixed against Boost 1.81");
 #endif
 
 namespace beast_ws_ssl_teardown {

@@ -10,11 +10,12 @@
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace beast_ws_ssl_teardown {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 
 // Connects, echoes `text`, closes; throws unless every step succeeds (the
 // bug is not an error: close() reports success in both variants).
@@ -35,7 +36,7 @@ inline std::vector<closecheck::Expected> expected_after_close(std::size_t client
                                                               const std::string& server) {
   if (!broken) return {};
   return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local("127.0.0.1:*").peer(server)
-                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
+                        .opened_in(fixtures::variant.opened_in)}};
 }
 
 }  // namespace beast_ws_ssl_teardown

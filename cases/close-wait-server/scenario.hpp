@@ -7,11 +7,12 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace close_wait_server {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 
 // One request and its answer, then the client closes (sends FIN) first.
 // Returns the client's address as ss shows it.
@@ -32,7 +33,7 @@ inline std::vector<closecheck::Expected> expected_after(std::size_t clients, con
   if (!broken) return {};
   auto here = "127.0.0.1:" + std::to_string(server.endpoint().port());
   return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here).peer("127.0.0.1:*")
-                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
+                        .opened_in(fixtures::variant.opened_in)}};
 }
 
 }  // namespace close_wait_server

@@ -14,10 +14,11 @@
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "connection.hpp"
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 
 namespace dropped_task {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 using namespace std::chrono_literals;
 
 // How long a peer waits for work that a broken server drops: long enough
@@ -103,9 +104,9 @@ inline std::vector<closecheck::Expected> expected_after_forward(const Server& se
   using closecheck::TcpState;
   if (!broken) return {};
   return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")
-                  .opened_in(CLOSECHECK_CASE_SOURCES)},
+                  .opened_in(fixtures::variant.opened_in)},
           {1, closecheck::tcp(TcpState::close_wait).local("127.0.0.1:*").peer(target.address())
-                  .opened_in(CLOSECHECK_CASE_SOURCES)}};
+                  .opened_in(fixtures::variant.opened_in)}};
 }
 
 }  // namespace dropped_task

@@ -109,7 +109,7 @@ TEST(DroppedTask, TenThousandTasks) {
   auto expected = broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait)
                                                                      .local(server.address())
                                                                      .peer("127.0.0.1:*")
-                                                                     .opened_in(CLOSECHECK_CASE_SOURCES)}}
+                                                                     .opened_in(fixtures::variant.opened_in)}}
                          : std::vector<closecheck::Expected>{};
   auto verdict = closecheck::expect_leaks(expected, [&] {
     auto client = connect(server);

@@ -25,14 +25,15 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/net.hpp"
 #include "fixtures/process.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace emfile_accept_spin {
 
 using namespace std::chrono_literals;
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
-inline constexpr bool reserve = std::string_view(CLOSECHECK_VARIANT) == "fixed-reserve";
+inline constexpr const bool& broken = fixtures::variant.broken;
+inline const bool reserve = std::string_view(fixtures::variant.name) == "fixed-reserve";
 
 // What the child reports: its server's counters, its CPU time (user + system)
 // and when it read them (its steady clock, the same on both sides of the fork).

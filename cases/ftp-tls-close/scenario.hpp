@@ -13,11 +13,12 @@
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace ftp_tls_close {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 using closecheck::TcpState;
 namespace fs = std::filesystem;
 
@@ -105,7 +106,7 @@ inline std::vector<closecheck::Expected> left_open(const ftp_tls::Server& server
                                                    bool with_data = false) {
   if (!broken) return {};
   auto peer_is = [](const std::string& what, const std::string& address) {
-    return closecheck::tcp(TcpState::established).opened_in(CLOSECHECK_CASE_SOURCES).with(
+    return closecheck::tcp(TcpState::established).opened_in(fixtures::variant.opened_in).with(
         "peer = the client's " + what, [&address](const closecheck::Fd& fd) {
           if (!fd.socket) return false;
           return address.empty() ? fd.socket->peer.starts_with("127.0.0.1:") : fd.socket->peer == address;

@@ -13,11 +13,12 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace httplib_bound_never_served {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 using closecheck::TcpState;
 using namespace std::chrono_literals;
 
@@ -47,7 +48,7 @@ inline int failed_start() {
 // libcpp-httplib.so (bind_to_any_port creates the socket there), and the
 // program's own frame, the site, is in this case's code.
 inline closecheck::Match opened_through_httplib(closecheck::Match m) {
-  return m.opened_in(CLOSECHECK_CASE_SOURCES)
+  return m.opened_in(fixtures::variant.opened_in)
       .with("opened through libcpp-httplib", [](const closecheck::Fd& fd) {
         if (!closecheck::recording_open_sites()) return true;  // a ThreadSanitizer build
         for (const auto& f : fd.opened.frames)

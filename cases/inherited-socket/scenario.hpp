@@ -13,11 +13,12 @@
 
 #include "closecheck/closecheck.hpp"
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace inherited_socket {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 // How long a FIN that the helper holds back is waited for (the broken
 // variant): the fixed one sends it at once.
 inline constexpr std::chrono::milliseconds hang{300};

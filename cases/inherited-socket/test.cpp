@@ -60,7 +60,7 @@ TEST(InheritedSocket, ServerSocketsCloseOnExecOnlyWhenFixed) {
   ASSERT_TRUE(listening);
   std::vector<closecheck::Fd> fds{*listening};
   closecheck::find_open_sites(fds);
-  EXPECT_TRUE(closecheck::tcp(TcpState::listen).opened_in(CLOSECHECK_CASE_SOURCES)(fds[0]))
+  EXPECT_TRUE(closecheck::tcp(TcpState::listen).opened_in(fixtures::variant.opened_in)(fds[0]))
       << closecheck::report(fds);
 }
 

@@ -8,11 +8,12 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "fixtures/variant.hpp"
 #include "loop.hpp"
 
 namespace per_loop_client_leak {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 
 // One io_context's own fds, as Boost 1.74's epoll reactor opens them.
 inline const std::vector<closecheck::Kind> loop_fd_kinds = {
@@ -23,7 +24,7 @@ inline const std::vector<closecheck::Kind> loop_fd_kinds = {
 inline std::vector<closecheck::Expected> expected_after(std::size_t iterations) {
   if (!broken) return {};
   std::vector<closecheck::Expected> e;
-  for (auto k : loop_fd_kinds) e.push_back({iterations, closecheck::kind(k).opened_in(CLOSECHECK_CASE_SOURCES)});
+  for (auto k : loop_fd_kinds) e.push_back({iterations, closecheck::kind(k).opened_in(fixtures::variant.opened_in)});
   return e;
 }
 

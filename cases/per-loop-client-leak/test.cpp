@@ -21,7 +21,7 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 // broken and fixed share Tornado's loop layer; fixed-library has the fixed one.
-constexpr bool tornado_library = std::string_view(CLOSECHECK_VARIANT) != "fixed-library";
+const bool tornado_library = std::string_view(fixtures::variant.name) != "fixed-library";
 
 Url url_of(std::uint16_t port) { return {.port = port}; }
 

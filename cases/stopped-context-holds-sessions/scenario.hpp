@@ -10,11 +10,12 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
+#include "fixtures/variant.hpp"
 #include "server.hpp"
 
 namespace stopped_context {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 
 struct Client {
   fixtures::UniqueFd fd;
@@ -60,7 +61,7 @@ inline std::vector<closecheck::Expected> expected_after_stop(std::size_t clients
                                                              const Server& server) {
   if (!broken) return {};
   return {{clients, closecheck::tcp(closecheck::TcpState::close_wait).local(here(server)).peer("127.0.0.1:*")
-                        .opened_in(CLOSECHECK_CASE_SOURCES)}};
+                        .opened_in(fixtures::variant.opened_in)}};
 }
 
 }  // namespace stopped_context

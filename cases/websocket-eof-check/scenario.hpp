@@ -12,11 +12,12 @@
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
+#include "fixtures/variant.hpp"
 #include "websocket/server.hpp"
 
 namespace websocket_eof_check {
 
-inline constexpr bool broken = CLOSECHECK_BROKEN;
+inline constexpr const bool& broken = fixtures::variant.broken;
 
 // What the broken queue throws when the release path asks it about EOF.
 inline const std::string missing_is_eof = "'WebSocketDataQueue' object has no attribute 'is_eof'";
@@ -141,7 +142,7 @@ inline std::string drop_everything(Client& client, std::uint16_t port) {
 inline std::vector<closecheck::Expected> expected_after_release(const std::string& server_address) {
   if (!broken) return {};
   return {{1, closecheck::tcp(closecheck::TcpState::established).peer(server_address)
-              .opened_in(CLOSECHECK_CASE_SOURCES)}};
+              .opened_in(fixtures::variant.opened_in)}};
 }
 
 // The kernel's view of one connection, by its two addresses (sock_diag): any
