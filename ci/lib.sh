@@ -6,8 +6,9 @@ cd "$root"
 preset=${CLOSECHECK_PRESET:-ci}
 build_dir=$root/build/$preset
 
-"$root/ci/setup"
+source "$root/ci/timing.sh"
+timed setup "$root/ci/setup"
 if [ ! -f "$build_dir/build.ninja" ]; then
-  cmake --preset "$preset" >/dev/null
+  timed "configure ($preset)" cmake --preset "$preset" >/dev/null
 fi
-cmake --build --preset "$preset"
+timed "build ($preset)" cmake --build --preset "$preset"
