@@ -31,21 +31,21 @@ MODES = ["plain", "closecheck", "seccomp", "no-sites", "valgrind"]
 
 
 def git_repo(root, files):
-    """A repository of `files` committed files in 20 directories, 20 of them modified and 10 untracked."""
+    """A repository of `files` committed files, 10 per directory, 20 of them modified and 10 untracked."""
     repo = os.path.join(root, "repo")
     os.makedirs(repo)
     env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.com",
                GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.com")
     subprocess.run(["git", "init", "-q", repo], check=True, env=env)
     for i in range(files):
-        d = os.path.join(repo, f"dir{i % 20}")
+        d = os.path.join(repo, f"dir{i // 100}", f"sub{i // 10 % 10}")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"file{i}.txt"), "w") as f:
             f.write(f"line {i}\n" * 20)
     subprocess.run(["git", "-C", repo, "add", "-A"], check=True, env=env)
     subprocess.run(["git", "-C", repo, "commit", "-q", "-m", "files"], check=True, env=env)
-    for i in range(0, min(files, 20)):
-        with open(os.path.join(repo, f"dir{i % 20}", f"file{i}.txt"), "a") as f:
+    for i in range(0, min(files, 200), 10):
+        with open(os.path.join(repo, f"dir{i // 100}", f"sub{i // 10 % 10}", f"file{i}.txt"), "a") as f:
             f.write("changed\n")
     for i in range(10):
         with open(os.path.join(repo, f"untracked{i}.txt"), "w") as f:
@@ -74,8 +74,8 @@ def c_project(root, sources):
 def workloads(args, root):
     small = args.small
     repo = git_repo(root, 60 if small else 600)
-    project = c_project(root, 3 if small else 12)
-    loops = 2 if small else 20
+    project = c_project(root, 3 if small else 8)
+    loops = 2 if small else 10
     return {
         "close-heavy": ([args.close_heavy] + (["200", "500"] if small else ["20000", "50000"]), None,
                         f"{'200' if small else '20,000'} loopback connections + {'500' if small else '50,000'} "
@@ -84,7 +84,7 @@ def workloads(args, root):
                        repo, f"`git status` x{loops} in a repository of {60 if small else 600} files"),
         "gtest": ([args.gtest], None, os.path.basename(args.gtest)),
         "make-j2": (["make", "-B", "-s", "-j2"], project,
-                    f"`make -B -j2` of {3 if small else 12} C files + main"),
+                    f"`make -B -j2` of {3 if small else 8} C files + main"),
     }
 
 

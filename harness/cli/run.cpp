@@ -334,7 +334,9 @@ void Tracer::handle(pid_t tid, int status) {
     case PTRACE_EVENT_EXIT:
       if (tasks_[tid] == tid) on_exit(tid);  // only the thread-group leader's exit
       break;
-    case PTRACE_EVENT_SECCOMP: on_close(tid); break;
+    case PTRACE_EVENT_SECCOMP:
+      if (!events_) on_close(tid);  // (with the in-kernel trap, a filter the program installed itself)
+      break;
   }
   ptrace(PTRACE_CONT, tid, 0, inject);
 }
@@ -535,8 +537,8 @@ void Tracer::on_close(pid_t tid) {
 }
 
 // Events from the kernel, oldest first: a listener's close waits for its
-// closer's stop (the SIGSTOP the program sent right after it); a socket in
-// CLOSE_WAIT that closed is the fate of what was found.
+// closer's stop (the SIGSTOP the kernel sent it right after the close); a
+// socket in CLOSE_WAIT that closed is the fate of what was found.
 void Tracer::drain_events() {
   if (!events_) return;
   for (auto& ev : events_->drain()) {
