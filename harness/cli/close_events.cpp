@@ -185,6 +185,8 @@ struct Asm {
 
 // TCP states (include/net/tcp_states.h).
 constexpr int tcp_close_wait = 8, tcp_last_ack = 9, tcp_listen = 10, tcp_close = 7;
+// task_struct.flags (include/linux/sched.h).
+constexpr std::int32_t pf_exiting = 0x4, pf_io_worker = 0x10, pf_kthread = 0x00200000;
 // The event: pid_tgid, kind, inet_sport and 2 bytes of padding, ktime, then the head of struct sock_common.
 constexpr int event_header = 24;
 constexpr std::size_t ring_bytes = 64 * 1024;
@@ -211,6 +213,13 @@ std::unique_ptr<CloseEvents> CloseEvents::open(std::string& why_not) {
       !get("skc_num", o.num) || !get("skc_family", o.family) || !get("skc_v6_daddr", o.v6_daddr) ||
       !get("skc_v6_rcv_saddr", o.v6_rcv_saddr)) {
     why_not = "no BTF for struct sock_common in /sys/kernel/btf/vmlinux";
+    return nullptr;
+  }
+  unsigned task_flags = 0;
+  if (auto flags = btf.offset("task_struct", "flags")) {
+    task_flags = *flags;
+  } else {
+    why_not = "no BTF for struct task_struct in /sys/kernel/btf/vmlinux";
     return nullptr;
   }
   if (auto sport = btf.offset("inet_sock", "inet_sport")) {
@@ -313,6 +322,18 @@ std::unique_ptr<CloseEvents> CloseEvents::open(std::string& why_not) {
   a.movi(2, 0);
   a.call(BPF_FUNC_ringbuf_submit);
   a.jmp(BPF_JNE, 9, Interest::listener_closes, out);
+  // Not to an io_uring worker (not traced: its SIGSTOP would stop the whole
+  // process), a kernel thread, or an exiting task.
+  a.call(BPF_FUNC_get_current_task);
+  a.mov(3, 0);
+  a.alui(BPF_ADD, 3, static_cast<std::int32_t>(task_flags));
+  a.mov(1, 10);
+  a.alui(BPF_ADD, 1, -24);
+  a.movi(2, 4);
+  a.call(BPF_FUNC_probe_read_kernel);
+  a.ldx(BPF_W, 1, 10, -24);
+  a.alui(BPF_AND, 1, pf_exiting | pf_io_worker | pf_kthread);
+  a.jmp(BPF_JNE, 1, 0, out);
   a.movi(1, SIGSTOP);  // the closer stops before its next instruction (see the header)
   a.call(BPF_FUNC_send_signal_thread);
   a.label(out);

@@ -6,11 +6,14 @@
 //     stops, as under the seccomp close trap, right after that close(2)
 //     returns and before its next instruction: closecheck suppresses that
 //     signal and scans while the program is where it closed its listener.
+//     No SIGSTOP to an io_uring worker (untraced: it would stop the whole
+//     process), a kernel thread or an exiting task: a listener closed by a
+//     process's exit is checked at its exit event, as before.
 //   - CLOSE_WAIT -> LAST_ACK or CLOSE, only for a process marked as having a
 //     socket found at a listener's close: the fate of that socket.
 // Every other close(2) runs at native speed. Hand-assembled and loaded with
-// bpf(2) (no compiler, no libbpf); offsets into struct sock_common are read
-// from the kernel's BTF.
+// bpf(2) (no compiler, no libbpf); offsets into struct sock_common, inet_sock
+// and task_struct are read from the kernel's BTF.
 #pragma once
 
 #include <sys/types.h>

@@ -12,6 +12,7 @@
 // parent that set it up still holds.
 // Another process's fd is classified by duplicating it with pidfd_getfd(2)
 // and running the harness's own inspect() on the copy (closecheck::Process).
+#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/audit.h>
@@ -92,10 +93,19 @@ pid_t read_tgid(pid_t tid) {
   return tid;
 }
 
+// The identities of pid's fds (a stat of each /proc/PID/fd/N: no readlink,
+// no pidfd; at every fork, so it is kept cheap).
 std::set<Ident> identities(pid_t pid) {
   std::set<Ident> out;
-  if (auto p = Process::open(pid))
-    for (const auto& fd : p->fds()) out.insert(ident(fd));
+  auto dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (auto* e = readdir(d)) {
+    struct stat st{};
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+      out.insert({st.st_dev, st.st_ino});
+  }
+  closedir(d);
   return out;
 }
 
@@ -242,7 +252,7 @@ class Tracer {
 
  private:
   void handle(pid_t tid, int status);
-  void on_new_task(pid_t tid);
+  void on_new_task(pid_t tid, bool process);
   void on_exec(pid_t tid);
   void on_exit(pid_t pid);
   void on_close(pid_t tid);
@@ -313,12 +323,15 @@ void Tracer::handle(pid_t tid, int status) {
   switch (status >> 16) {
     case 0:
       inject = sig;  // a signal for the program: deliver it
-      if (sig == SIGSTOP && pending_.contains(tid)) {
-        // The kernel's stop after a listener's close (CloseEvents); a SIGSTOP
-        // someone sent (si_code SI_USER...) still stops the program.
+      if (sig == SIGSTOP && events_) {
+        // The kernel's stop after a listener's close (CloseEvents: only a
+        // traced process gets it, si_code SI_KERNEL): never delivered, or the
+        // program would stay stopped. A SIGSTOP someone sent (SI_USER...)
+        // still stops the program (it may have merged with the kernel's).
         siginfo_t si{};
-        if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == SI_KERNEL) inject = 0;
-        on_listener_stop(tid);
+        bool kernels = ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == SI_KERNEL;
+        if (kernels) inject = 0;
+        if (kernels || pending_.contains(tid)) on_listener_stop(tid);
       }
       break;
     case PTRACE_EVENT_STOP:
@@ -328,8 +341,8 @@ void Tracer::handle(pid_t tid, int status) {
       }
       break;                      // a new task's first stop
     case PTRACE_EVENT_FORK:
-    case PTRACE_EVENT_VFORK:
-    case PTRACE_EVENT_CLONE: on_new_task(tid); break;
+    case PTRACE_EVENT_VFORK: on_new_task(tid, true); break;
+    case PTRACE_EVENT_CLONE: on_new_task(tid, false); break;
     case PTRACE_EVENT_EXEC: on_exec(tid); break;
     case PTRACE_EVENT_EXIT:
       if (tasks_[tid] == tid) on_exit(tid);  // only the thread-group leader's exit
@@ -341,11 +354,11 @@ void Tracer::handle(pid_t tid, int status) {
   ptrace(PTRACE_CONT, tid, 0, inject);
 }
 
-void Tracer::on_new_task(pid_t tid) {
+void Tracer::on_new_task(pid_t tid, bool process) {
   unsigned long msg = 0;
   ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
   auto child = static_cast<pid_t>(msg);
-  auto tgid = read_tgid(child);
+  auto tgid = process ? child : read_tgid(child);  // a clone may be either
   tasks_[child] = tgid;
   if (tgid != child) return;  // a thread
   watch(child, CloseEvents::listener_closes);
