@@ -148,7 +148,7 @@ inline std::string peer_closes_without_close_notify(Server& server, std::uint16_
     peer.close_tcp();
     fixtures::corpus::mark("peer's FIN, no close_notify");
   });  // FIN: the server's socket is in CLOSE_WAIT
-  if (!broken && !shutdowns_end(server, 1, std::chrono::seconds(10)))
+  if (!broken && !shutdowns_end(server, 1, fixtures::bound(std::chrono::seconds(10))))
     throw std::runtime_error("the fixed server's shutdown did not end");
   return address;
 }

@@ -33,7 +33,7 @@ TEST(AsioSslShutdownHang, SilentPeerKeepsItsSocketOpen) {
         own.push_back(peer->address());
         server.disconnect_all();
         ASSERT_TRUE(peer->close_notify_arrived());
-        if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, std::chrono::seconds(10)));
+        if (!broken) ASSERT_TRUE(shutdowns_end(server, 1, fixtures::bound(std::chrono::seconds(10))));
       },
       closecheck::Reclaim::keep, ignoring(own));
   EXPECT_TRUE(verdict.ok) << verdict.message;

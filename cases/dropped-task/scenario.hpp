@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 // How long a peer waits for work that a broken server drops: long enough
 // that a fixed server would have answered. A fixed server is given 10 s.
 inline constexpr auto missing_wait = 300ms;
-inline constexpr auto answer_wait = 10s;
+inline const auto answer_wait = fixtures::bound(10s);
 
 // A listening socket on 127.0.0.1, port 0: the forward's target.
 class Target {

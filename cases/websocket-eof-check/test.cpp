@@ -14,13 +14,14 @@ namespace {
 // The client closed the connection (a FIN, no close frame): the server saw it
 // end, and the client's end, closed first, is the one in TIME_WAIT.
 void check_closed_by_the_client(const std::string& local, Server& server) {
-  EXPECT_TRUE(server.wait_for([](const Server::Stats& s) { return s.opened == 1 && s.closed == 1; }))
+  EXPECT_TRUE(server.wait_for([](const Server::Stats& s) { return s.opened == 1 && s.closed == 1; },
+                              fixtures::bound(std::chrono::seconds(10))))
       << "the server did not see the connection end";
   std::optional<closecheck::DiagSocket> client_end;
   EXPECT_TRUE(closecheck::eventually([&] {
     client_end = tcp_socket(local, server.address());
     return client_end && client_end->state == TcpState::time_wait;
-  }, {.settle = std::chrono::seconds(5)})) << "the client did not close first";
+  }, {.settle = fixtures::bound(std::chrono::seconds(5))})) << "the client did not close first";
 }
 
 // After a lost connection. Broken: the one leaked socket is the client's,
