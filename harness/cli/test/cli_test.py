@@ -318,6 +318,28 @@ def test_close_trap():
     check(isinstance(f["fate"], dict) and f["fate"]["closed_after_ms"] < 1000, "closed by the program right after")
 
 
+def test_listener_closed_by_thread():
+    # A listener closed by another thread than the one that set it up: only
+    # that thread stops (either trap), and the session in CLOSE_WAIT is found.
+    script = ("import socket, threading\n"
+              "l = socket.create_server(('127.0.0.1', 0))\n"
+              "c = socket.create_connection(l.getsockname())\n"
+              "s, _ = l.accept()\n"
+              "c.close()\n"
+              "assert s.recv(1) == b''\n"
+              "print('server fd %d  %s:%d -> %s:%d' % ((s.fileno(),) + s.getsockname() + s.getpeername()), flush=True)\n"
+              "t = threading.Thread(target=l.close)\n"
+              "t.start()\n"
+              "t.join()\n"
+              "s.close()\n")
+    status, report, out = run_json("--settle", "0", "--", PYTHON, "-c", script)
+    fd, local, peer = connection(out, "server")
+    (f,) = report["findings"]
+    check(status == 1 and f["when"] == "listener-close" and f["fd"]["fd"] == fd and f["fd"]["peer"] == peer and
+          f["listener"]["local"] == local and f["listener"]["side"] == "server", "the session, at the thread's close")
+    check(isinstance(f["fate"], dict) and f["fate"]["closed_after_ms"] < 1000, "closed by the program right after")
+
+
 def corpus(expected):
     check(args.corpus, "--corpus PATH is required")
     # The corpus program's Server closes its session when it is destroyed,
