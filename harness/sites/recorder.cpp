@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,9 +58,47 @@ F next(const char* name) {
 
 bool recording() { return table && !busy; }
 
+// libunwind blocks every signal around each of its locked sections (a
+// sigprocmask(2) before and after): on a frame it has not cached yet, 6 to 10
+// system calls per stack, 1,100 of them in one `git status`, and most of what
+// a short-lived process paid for its open sites. While a thread's unwinds miss
+// (the first stacks of a process, or of a new code path), the recorder blocks
+// the signals itself, once around the whole unwind, and libunwind's own calls
+// (sigprocmask below) change nothing: a signal handler still cannot run while
+// libunwind holds a lock, and the stack costs 2 system calls. After 16 unwinds
+// in a row that made at most one locked section each, the next ones run as
+// libunwind alone would (a stack found in its cache makes no system call at
+// all) until one misses again.
+using sigprocmask_fn = int (*)(int, const sigset_t*, sigset_t*);
+sigprocmask_fn real_sigprocmask = nullptr;
+__thread bool masked __attribute__((tls_model("initial-exec")));       // signals blocked by the recorder
+// Unwinds left to block around: 16 after one that missed.
+__thread unsigned cold __attribute__((tls_model("initial-exec"))) = 16;
+__thread unsigned mask_calls __attribute__((tls_model("initial-exec")));  // libunwind's, this unwind
+
+int unwind_stack(void** pcs, int size) {
+  if (!real_sigprocmask) return unwind(pcs, size);
+  sigset_t all, saved;
+  bool block = cold > 0;
+  if (block) {
+    sigfillset(&all);
+    block = real_sigprocmask(SIG_SETMASK, &all, &saved) == 0;
+  }
+  mask_calls = 0;
+  masked = block;
+  int n = unwind(pcs, size);
+  masked = false;
+  if (block) real_sigprocmask(SIG_SETMASK, &saved, nullptr);
+  if (mask_calls > 2)
+    cold = 16;
+  else if (cold)
+    --cold;
+  return n;
+}
+
 void capture(closecheck_stack& s) {
   void* pcs[CLOSECHECK_SITES_FRAMES + 8];
-  int n = unwind(pcs, CLOSECHECK_SITES_FRAMES + 8);
+  int n = unwind_stack(pcs, CLOSECHECK_SITES_FRAMES + 8);
   int first = 0;
   while (first < n && reinterpret_cast<uintptr_t>(pcs[first]) >= own_lo &&
          reinterpret_cast<uintptr_t>(pcs[first]) < own_hi)
@@ -199,8 +238,9 @@ __attribute__((constructor(101))) void init() {
 #endif
     }
   if (!unwind) unwind = unw_fallback;
+  real_sigprocmask = next<sigprocmask_fn>("sigprocmask");
   void* prime[4];
-  unwind(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
+  unwind_stack(prime, 4);  // the first unwind loads what it needs (libgcc_s for backtrace())
   starting = false;
   unsigned kept = 0;  // those still open
   for (unsigned i = 0; i < own_count; ++i)
@@ -504,6 +544,19 @@ CC_EXPORT DIR* opendir(const char* path) {
   DIR* d = real(path);
   if (d) opened(dirfd(d));
   return d;
+}
+
+// libunwind's (see unwind_stack): while the recorder has blocked every signal
+// around an unwind, nothing else runs on this thread, and libunwind's own
+// block and restore leave the mask as it is.
+CC_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  ++mask_calls;
+  if (masked) {
+    if (old) sigfillset(old);
+    return 0;
+  }
+  if (!real_sigprocmask) real_sigprocmask = next<sigprocmask_fn>("sigprocmask");
+  return real_sigprocmask(how, set, old);
 }
 
 CC_EXPORT int close(int fd) {
