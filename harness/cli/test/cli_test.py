@@ -277,6 +277,18 @@ def close_trap(trap, *argv):
     return p, json.loads(text) if text else None
 
 
+# A Python server whose session is in CLOSE_WAIT with the EOF read (l: the
+# listener, s: the session); it prints the session as "server fd N  L -> P".
+SESSION_IN_CLOSE_WAIT = ("import os, socket\n"
+                         "l = socket.create_server(('127.0.0.1', 0))\n"
+                         "c = socket.create_connection(l.getsockname())\n"
+                         "s, _ = l.accept()\n"
+                         "c.close()\n"
+                         "assert s.recv(1) == b''\n"
+                         "print('server fd %d  %s:%d -> %s:%d' % ((s.fileno(),) + s.getsockname() + s.getpeername()), "
+                         "flush=True)\n")
+
+
 def test_close_trap():
     # How a listener's close is seen (docs/cli.md, "How it works"): in the
     # kernel where it can be (bpf), else the seccomp filter that stops every
@@ -301,13 +313,7 @@ def test_close_trap():
         return
     # Only the in-kernel trap sees a listener closed other than by close(2):
     # here dup2(2) over it, with a session in CLOSE_WAIT whose EOF was read.
-    script = ("import os, socket\n"
-              "l = socket.create_server(('127.0.0.1', 0))\n"
-              "c = socket.create_connection(l.getsockname())\n"
-              "s, _ = l.accept()\n"
-              "c.close()\n"
-              "assert s.recv(1) == b''\n"
-              "print('server fd %d  %s:%d -> %s:%d' % ((s.fileno(),) + s.getsockname() + s.getpeername()), flush=True)\n"
+    script = (SESSION_IN_CLOSE_WAIT +
               "os.dup2(os.open(os.devnull, os.O_RDONLY), l.fileno())\n"
               "s.close()\n")
     p, report = close_trap("bpf", "--settle", "0", "--", PYTHON, "-c", script)
@@ -321,13 +327,7 @@ def test_close_trap():
 def test_listener_closed_by_thread():
     # A listener closed by another thread than the one that set it up: only
     # that thread stops (either trap), and the session in CLOSE_WAIT is found.
-    script = ("import socket, threading\n"
-              "l = socket.create_server(('127.0.0.1', 0))\n"
-              "c = socket.create_connection(l.getsockname())\n"
-              "s, _ = l.accept()\n"
-              "c.close()\n"
-              "assert s.recv(1) == b''\n"
-              "print('server fd %d  %s:%d -> %s:%d' % ((s.fileno(),) + s.getsockname() + s.getpeername()), flush=True)\n"
+    script = (SESSION_IN_CLOSE_WAIT + "import threading\n"
               "t = threading.Thread(target=l.close)\n"
               "t.start()\n"
               "t.join()\n"
