@@ -5,7 +5,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "scenario.hpp"
-#include "websocket/peers.hpp"
+#include "fixtures/websocket/peers.hpp"
 
 using namespace beast_ws_ssl_teardown;
 

@@ -25,7 +25,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "websocket/lws_thread.hpp"
+#include "fixtures/websocket/lws_thread.hpp"
 
 namespace websocket_eof_check {
 

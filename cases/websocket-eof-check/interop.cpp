@@ -6,7 +6,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "scenario.hpp"
-#include "websocket/peers.hpp"
+#include "fixtures/websocket/peers.hpp"
 
 using namespace websocket_eof_check;
 using fixtures::ws::PythonServer;

@@ -13,7 +13,7 @@
 #include "closecheck/closecheck.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/variant.hpp"
-#include "websocket/server.hpp"
+#include "fixtures/websocket/server.hpp"
 
 namespace websocket_eof_check {
 

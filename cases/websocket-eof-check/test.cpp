@@ -3,7 +3,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "scenario.hpp"
-#include "websocket/peers.hpp"
+#include "fixtures/websocket/peers.hpp"
 
 using namespace websocket_eof_check;
 using closecheck::TcpState;
