@@ -45,10 +45,12 @@ class SuppressionSummary : public ::testing::Environment {
 };
 }  // namespace
 
-::testing::AssertionResult Leaks(const std::vector<Expected>& expected,
-                                 const std::function<void()>& block, Reclaim reclaim,
-                                 const Options& options) {
-  return to_assertion(expect_leaks(expected, block, reclaim, options));
+LeakResult Leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
+                 Reclaim reclaim, const Options& options) {
+  auto verdict = expect_leaks(expected, block, reclaim, options);
+  LeakResult result(to_assertion(verdict));
+  result.leaked = std::move(verdict.leaked);
+  return result;
 }
 
 ::testing::AssertionResult NoLeaks(const std::function<void()>& block, const Options& options) {

@@ -140,7 +140,8 @@ TEST(Classify, EveryKindOfFdIsFoundAndNamed) {
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         bind(udp, reinterpret_cast<sockaddr*>(&a), sizeof a);
         socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
-      }));
+      },
+      cc::Reclaim::close));
   std::filesystem::remove_all(dir);
 }
 
@@ -238,7 +239,7 @@ TEST(TcpStates, Ipv6AddressesInBrackets) {
                           tcp = leave_connection(AF_INET6);
                           Tcp::close_fd(tcp->client);
                           tcp->server = -1;
-                        }));
+                        }, cc::Reclaim::close));
   EXPECT_EQ(tcp->listen_addr.rfind("[::1]:", 0), 0u) << tcp->listen_addr;
 }
 
@@ -321,7 +322,7 @@ TEST(Expect, ReclaimLeavesNothing) {
   auto before = cc::Snapshot::take();
   EXPECT_TRUE(cc::Leaks({{3, cc::kind(Kind::eventfd)}}, [] {
     for (int i = 0; i < 3; ++i) eventfd(0, EFD_CLOEXEC);
-  }));
+  }, cc::Reclaim::close));
   EXPECT_TRUE(cc::find_leaks(before, {.settle = std::chrono::milliseconds(0)}).empty());
 }
 

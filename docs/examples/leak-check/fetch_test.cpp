@@ -56,5 +56,5 @@ TEST(Fetch, LeakyVersionLeaksOneSocketOnAnEmptyReply) {
   EXPECT_TRUE(closecheck::Leaks(
       {{1, closecheck::tcp(closecheck::TcpState::close_wait)
                .peer("127.0.0.1:" + std::to_string(server.port()))}},
-      [&] { fetch_line_leaky(server.port(), "ping\n"); }));
+      [&] { fetch_line_leaky(server.port(), "ping\n"); }, closecheck::Reclaim::close));
 }

@@ -18,10 +18,17 @@ namespace detail {
 struct Suppressions;  // suppressions files and CLOSECHECK_SUPPRESS (src/suppressions.hpp)
 }
 
-// EXPECT_TRUE(closecheck::Leaks({{1, tcp(TcpState::close_wait)}}, [&] { ... }));
-::testing::AssertionResult Leaks(const std::vector<Expected>& expected,
-                                 const std::function<void()>& block,
-                                 Reclaim reclaim = Reclaim::close, const Options& = {});
+// What Leaks() found: it passes or fails an EXPECT_TRUE / ASSERT_TRUE (with
+// the report of what leaked) and hands back what leaked.
+//   auto leaks = closecheck::Leaks({{1, tcp(TcpState::close_wait)}}, [&] { ... });
+//   EXPECT_TRUE(leaks);
+//   EXPECT_EQ(leaks.leaked[0].socket->peer, client);
+struct LeakResult : ::testing::AssertionResult {
+  explicit LeakResult(::testing::AssertionResult r) : ::testing::AssertionResult(std::move(r)) {}
+  std::vector<Fd> leaked;  // everything new since the block started
+};
+LeakResult Leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
+                 Reclaim reclaim = Reclaim::keep, const Options& = {});
 ::testing::AssertionResult NoLeaks(const std::function<void()>& block, const Options& = {});
 
 // The per-test check, GoogleTest's sample10 pattern: snapshot in OnTestStart,
