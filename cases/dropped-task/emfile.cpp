@@ -1,0 +1,76 @@
+// dropped-task: recovery from EMFILE (label fault).
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "closecheck/gtest.hpp"
+#include "fixtures/fault/expect_emfile.hpp"
+#include "fixtures/fault/fd_limit.hpp"
+#include "fixtures/fault/proxy.hpp"
+#include "scenario.hpp"
+
+using namespace dropped_task;
+using namespace fixtures::fault;
+using closecheck::TcpState;
+
+namespace {
+
+class Probe : public LimitedServer {
+ public:
+  std::uint16_t port() override { return server_.endpoint().port(); }
+  std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
+  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  void warm_up() override {
+    auto client = connect(server_);
+    fixtures::send_all(client.get(), "PING warm-up\n");
+    ::shutdown(client.get(), SHUT_WR);
+    (void)transcript(client.get(), wait_for_answer());
+    (void)settled(server_, 1, broken ? 1 : 0);
+  }
+
+ private:
+  Server server_;
+};
+
+}  // namespace
+
+// Clients that stay connected (each with a PING) exhaust RLIMIT_NOFILE in a
+// forked child. The shared server backs off on accept errors (a bounded count
+// per second, no busy loop). When the first clients close, the fixed server,
+// having answered them, closes their connections and serves the clients that
+// waited in the backlog; the broken one keeps them in CLOSE_WAIT (their PINGs
+// were never answered) and never gets to the others.
+TEST(DroppedTaskFault, RecoversFromEmfileWithoutSpinning) {
+  constexpr int headroom = 10, waiting = 3;
+  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
+  std::size_t n = 0;
+  auto clients = child.fill([&](std::uint16_t port) {
+    auto c = fixtures::connect_tcp("127.0.0.1", port);
+    fixtures::send_all(c.get(), "PING " + std::to_string(n++) + "\n");
+    return c;
+  }, waiting, 3 * headroom);
+
+  auto served = expect_backs_off(child, clients.size(), headroom);  // the first ones, in connect order
+  ASSERT_LT(served, clients.size());
+  // Broken: no client is answered. They share one missing_wait, not one each.
+  auto silence_ends = std::chrono::steady_clock::now() + missing_wait;
+  auto wait = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(silence_ends - std::chrono::steady_clock::now());
+    return broken ? std::max(left, 0ms) : answer_wait;
+  };
+  for (std::size_t i = 0; i < served; ++i) {
+    auto reply = fixtures::read_until(clients[i].get(), '\n', wait());
+    ASSERT_EQ(reply, broken ? std::nullopt : std::optional<std::string>("PONG " + std::to_string(i) + "\n"));
+    clients[i].reset();  // FIN
+  }
+  for (std::size_t i = served; i < clients.size(); ++i) {
+    auto reply = fixtures::read_until(clients[i].get(), '\n', wait());
+    if (broken) EXPECT_EQ(reply, std::nullopt) << "never accepted: the first clients' fds stay in CLOSE_WAIT";
+    else ASSERT_EQ(reply, "PONG " + std::to_string(i) + "\n") << "served once fds were free";
+  }
+  EXPECT_EQ(child.counts().accepted, broken ? served : clients.size());
+  clients.clear();
+  EXPECT_EQ(child.stop(), 0);
+}
