@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 
 namespace closecheck {
 
