@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/sweep.hpp"
 #include "fixtures/process.hpp"
 #include "scenario.hpp"
 

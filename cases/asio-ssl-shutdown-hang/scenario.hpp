@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "client.hpp"  // fixtures/ftp-tls: ftp_tls::Channel, a blocking, bounded TLS client socket
+#include "fixtures/tls/channel.hpp"  // fixtures::tls::Channel, a blocking, bounded TLS client socket
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
+#include "closecheck/sweep.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/net.hpp"
 #include "fixtures/variant.hpp"
@@ -34,7 +36,7 @@ class Peer {
   explicit Peer(std::uint16_t port) : Peer(fixtures::connect_tcp("127.0.0.1", port)) {}
   // On a connection already made (a client waiting in the backlog).
   explicit Peer(fixtures::UniqueFd fd, std::chrono::milliseconds timeout = std::chrono::seconds(10))
-      : ctx_((ftp_tls::ignore_sigpipe(), ftp_tls::client_context(CLOSECHECK_TEST_CA))),
+      : ctx_((fixtures::tls::ignore_sigpipe(), fixtures::tls::client_context(CLOSECHECK_TEST_CA))),
         channel_(std::move(fd), timeout),
         address_(channel_.local_address()) {
     channel_.start_tls(ctx_.get());
@@ -53,7 +55,7 @@ class Peer {
     }
     return answer;
   }
-  ftp_tls::Channel& channel() { return channel_; }
+  fixtures::tls::Channel& channel() { return channel_; }
 
   const std::string& address() const { return address_; }  // "127.0.0.1:40000"
   int fd() const { return channel_.fd(); }
@@ -75,8 +77,8 @@ class Peer {
   void close_tcp() { channel_.close(); }
 
  private:
-  ftp_tls::SslCtx ctx_;
-  ftp_tls::Channel channel_;
+  fixtures::tls::SslCtx ctx_;
+  fixtures::tls::Channel channel_;
   std::string address_;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/sweep.hpp"
 #include "fixtures/process.hpp"
 #include "scenario.hpp"
 

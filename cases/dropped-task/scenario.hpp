@@ -11,6 +11,7 @@
 #include <string>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "connection.hpp"
 #include "fixtures/net.hpp"

@@ -7,6 +7,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "closecheck/netns.hpp"
+#include "closecheck/sweep.hpp"
 #include "scenario.hpp"
 
 using namespace dropped_task;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 #include "fixtures/net.hpp"
 #include "fixtures/process.hpp"
 #include "fixtures/variant.hpp"

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 
 namespace httplib_bound_never_served {
 

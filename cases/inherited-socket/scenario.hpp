@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
+#include "closecheck/sweep.hpp"
 #include "fixtures/net.hpp"
 #include "fixtures/variant.hpp"
 #include "server.hpp"

@@ -9,6 +9,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "closecheck/netns.hpp"
+#include "closecheck/sites.hpp"
 #include "scenario.hpp"
 
 using namespace inherited_socket;

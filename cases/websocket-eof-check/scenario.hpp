@@ -11,6 +11,8 @@
 
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
+#include "closecheck/sweep.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/variant.hpp"
 #include "fixtures/websocket/server.hpp"

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/sweep.hpp"
 #include "scenario.hpp"
 #include "fixtures/websocket/peers.hpp"
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sweep.hpp"
 #include "support.hpp"
 
 namespace {

@@ -47,6 +47,8 @@
 #include "close_events.hpp"
 #include "closecheck/closecheck.hpp"
 #include "closecheck/process.hpp"
+#include "closecheck/sites.hpp"
+#include "closecheck/sweep.hpp"
 
 namespace closecheck::cli {
 

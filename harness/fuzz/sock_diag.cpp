@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sweep.hpp"
 #include "format.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

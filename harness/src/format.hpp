@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sweep.hpp"
 
 namespace closecheck::detail {
 

@@ -12,9 +12,6 @@
 namespace closecheck {
 
 namespace {
-std::mutex test_ignores_mutex;
-std::vector<Predicate> test_ignores;
-
 ::testing::AssertionResult to_assertion(const Verdict& v) {
   if (v.ok) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << v.message;
@@ -57,11 +54,6 @@ LeakResult Leaks(const std::vector<Expected>& expected, const std::function<void
   return to_assertion(expect_no_leaks(block, options));
 }
 
-void ignore_in_this_test(Predicate p) {
-  std::lock_guard lock(test_ignores_mutex);
-  test_ignores.push_back(std::move(p));
-}
-
 LeakCheckListener::LeakCheckListener(Options options, std::string json_path,
                                      std::shared_ptr<detail::Suppressions> suppressions)
     : options_(std::move(options)),
@@ -78,10 +70,6 @@ void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
   (void)recording;
 #endif
   take_bad_closes();  // not this test's
-  {
-    std::lock_guard lock(test_ignores_mutex);
-    test_ignores.clear();
-  }
   baseline_ = next_baseline_ ? std::move(*next_baseline_) : Snapshot::take();
   next_baseline_.reset();
 }
@@ -89,11 +77,7 @@ void LeakCheckListener::OnTestStart(const ::testing::TestInfo&) {
 void LeakCheckListener::OnTestSuiteEnd(const ::testing::TestSuite&) { next_baseline_.reset(); }
 
 void LeakCheckListener::OnTestEnd(const ::testing::TestInfo& info) {
-  Options options = options_;
-  {
-    std::lock_guard lock(test_ignores_mutex);
-    options.ignore.insert(options.ignore.end(), test_ignores.begin(), test_ignores.end());
-  }
+  const Options& options = options_;
   auto closes = take_bad_closes();
   if (!closes.empty()) {
     std::string text;

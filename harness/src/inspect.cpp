@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sites.hpp"
 #include "format.hpp"
 
 namespace closecheck {

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
+#include "closecheck/sites.hpp"
 
 namespace closecheck {
 
@@ -198,11 +200,6 @@ Match tcp() {
   return Match().with("socket tcp", [](const Fd& fd) { return fd.socket && fd.socket->is_tcp(); });
 }
 Match tcp(TcpState s) { return tcp().state(s); }
-Match unix_socket() {
-  return Match().with("socket unix", [](const Fd& fd) {
-    return fd.socket && fd.socket->protocol_name().starts_with("unix");
-  });
-}
 Match socket_protocol(std::string name) {
   return Match().with("socket " + name, [name](const Fd& fd) {
     return fd.socket && fd.socket->protocol_name() == name;

@@ -26,6 +26,7 @@
 
 #include "../sites/table.h"
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sites.hpp"
 #include "format.hpp"
 
 namespace closecheck {

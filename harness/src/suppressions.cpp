@@ -75,7 +75,10 @@ std::optional<Match> kind_match(std::string_view value, bool* is_tcp) {
     *is_tcp = true;
     return tcp();
   }
-  if (v == "unix") return unix_socket();
+  if (v == "unix")  // any of the three
+    return Match().with("socket unix", [](const Fd& fd) {
+      return fd.socket && fd.socket->protocol_name().starts_with("unix");
+    });
   if (v == "udp" || v == "raw" || v == "unix stream" || v == "unix dgram" || v == "unix seqpacket" ||
       (v.starts_with("netlink ") && v.size() > std::strlen("netlink ")))
     return socket_protocol(v);

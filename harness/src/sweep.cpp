@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/sweep.hpp"
 #include "format.hpp"
 
 namespace closecheck {

@@ -27,6 +27,7 @@
 
 #include "closecheck/gtest.hpp"
 #include "closecheck/netns.hpp"
+#include "closecheck/sweep.hpp"
 
 namespace cc = closecheck;
 using cc::Kind;
@@ -193,7 +194,7 @@ TEST(TcpStates, CloseWaitWhenThePeerClosedFirst) {
     tcp = leave_connection();
     server = std::exchange(tcp->server, -1);  // the leak: nobody closes it
     Tcp::close_fd(tcp->client);               // the peer closes first
-  });
+  }, cc::Reclaim::close);
   EXPECT_TRUE(verdict.ok) << verdict.message;
   ASSERT_EQ(verdict.leaked.size(), 1u);
   EXPECT_EQ(cc::describe(verdict.leaked[0]),
@@ -209,7 +210,8 @@ TEST(TcpStates, FinWait2OnOneSideCloseWaitOnTheOther) {
                                     tcp = leave_connection();
                                     shutdown(tcp->server, SHUT_WR);  // our FIN, acked by the peer
                                     tcp->server = tcp->client = -1;
-                                  });
+                                  },
+                                  cc::Reclaim::close);
   EXPECT_TRUE(verdict.ok) << verdict.message;
   ASSERT_EQ(verdict.leaked.size(), 2u);
   for (const auto& fd : verdict.leaked)
@@ -224,7 +226,7 @@ TEST(TcpStates, CloseAfterThePeerReset) {
     set_linger_zero(tcp->client);  // close(2) now sends RST instead of FIN
     Tcp::close_fd(tcp->client);
     tcp->server = -1;
-  });
+  }, cc::Reclaim::close);
   EXPECT_TRUE(verdict.ok) << verdict.message;
   ASSERT_EQ(verdict.leaked.size(), 1u);
   // The kernel forgets the peer of a reset socket; the local address stays.

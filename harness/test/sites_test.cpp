@@ -27,6 +27,7 @@
 #include <string>
 
 #include "closecheck/gtest.hpp"
+#include "closecheck/sites.hpp"
 
 // glibc 2.36's <sys/pidfd.h> declares it without extern "C".
 extern "C" int pidfd_open(pid_t, unsigned int);
@@ -213,7 +214,7 @@ TEST(OpenSites, AReportNamesTheSiteAndItsCallers) {
   Verdict v = expect_leaks({{1, kind(Kind::pipe).opened_in("*/sites_test.cpp")}}, [&] {
     ASSERT_EQ(pipe(p), 0);
     close(p[1]);
-  });
+  }, Reclaim::close);
   EXPECT_TRUE(v) << v.message;
   ASSERT_EQ(v.leaked.size(), 1u);
   auto text = report(v.leaked);

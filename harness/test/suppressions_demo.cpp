@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 
 namespace {
 

@@ -5,7 +5,10 @@
 //   run_the_code();
 //   for (const auto& fd : closecheck::find_leaks(before)) std::cout << describe(fd) << '\n';
 //
-// Snapshot, find, verify, ignore, expect; `sweep` looks beyond this process.
+// This header is the in-process check: describe, snapshot, find, ignore,
+// expect. Beside it: gtest.hpp (the per-test check, Leaks), eventually.hpp
+// (waiting without a sleep), sweep.hpp (every socket of the network
+// namespace), process.hpp (another process's fds), netns.hpp, sites.hpp.
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +23,7 @@
 
 namespace closecheck {
 
+// --- What an fd is -----------------------------------------------------------
 enum class Kind {
   file, directory, pipe, fifo, socket, eventfd, epoll, timerfd, signalfd,
   inotify, pidfd, anon_inode, char_device, block_device, other
@@ -32,7 +36,6 @@ enum class TcpState : int {
   close, close_wait, last_ack, listen, closing, new_syn_recv
 };
 std::string_view to_string(TcpState);  // "CLOSE_WAIT", as ss prints it
-constexpr std::uint32_t state_bit(TcpState s) { return 1u << static_cast<int>(s); }
 
 struct SocketInfo {
   int family = 0;    // AF_INET, AF_INET6, AF_UNIX, AF_NETLINK, ...
@@ -45,10 +48,9 @@ struct SocketInfo {
   std::string protocol_name() const;  // "tcp", "udp", "unix stream", "netlink route", ...
 };
 
-// --- Where it was opened ------------------------------------------------------
-// With libclosecheck_sites.so in the process (closecheck::gtest_main links it;
-// `closecheck run` preloads it), every fd creation and close records its call
-// stack. Symbolized (elfutils' libdwfl) only when something is reported.
+// Where an fd was opened: with libclosecheck_sites.so in the process
+// (closecheck::gtest_main links it; `closecheck run` preloads it) every fd
+// creation and close records its call stack, symbolized only when reported.
 struct Frame {
   std::uint64_t pc = 0;
   std::string module;    // the ELF file: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
@@ -59,7 +61,6 @@ struct Frame {
   bool inlined = false;  // inlined at this pc into the next frame
   std::string where() const;  // "file:line function", or "module+0x1f3 function"
 };
-
 struct OpenSite {
   std::vector<Frame> frames;  // innermost first; the recorder, libc and ld.so left out
   std::size_t site = 0;       // frames[site]: the first frame in the program's own code
@@ -67,6 +68,8 @@ struct OpenSite {
   std::string note;           // why the site has no file:line (stripped, no -g)
   bool known() const { return !frames.empty(); }
 };
+// Whether pid (0: this process) records open sites.
+bool recording_open_sites(pid_t pid = 0);
 
 // One open descriptor. Its identity is (number, device, inode): a number that
 // was closed and reused for a new object is a different Fd.
@@ -90,12 +93,10 @@ std::string describe(const Fd&);
 std::string report(const std::vector<Fd>&, std::size_t frames = 3);
 std::string to_json(const std::vector<Fd>&);  // a JSON array, one object per fd
 std::string to_json(const Fd&);
+std::optional<Fd> inspect(int fd);  // one descriptor of this process, classified
 
-// Classifies one descriptor of this process (kind, target, socket details).
-std::optional<Fd> inspect(int fd);
-
-// The identities of this process's open descriptors. Costs O(own fds):
-// no host-wide table is read.
+// --- Snapshot, find, ignore ----------------------------------------------------
+// The identities of this process's open descriptors. Costs O(own fds).
 class Snapshot {
  public:
   static Snapshot take();
@@ -107,24 +108,21 @@ class Snapshot {
   std::vector<Fd> fds_;  // sorted by number
 };
 
-using Predicate = std::function<bool(const Fd&)>;
-
 // Ignore filters (goleak's Ignore*). Globs are fnmatch(3) patterns.
+using Predicate = std::function<bool(const Fd&)>;
 Predicate ignore_kind(Kind);
 Predicate ignore_target(std::string glob);  // e.g. "/var/log/*", "anon_inode:[eventpoll]"
 Predicate ignore_fd(int number);
 Predicate ignore_snapshot(Snapshot);        // "everything open now" (goleak's IgnoreCurrent)
 // An fd with a frame of its open site's stack whose function, source file,
-// module or "file:line function" matches: "*libcrypto*", "*/my_pool.cpp:*",
-// "Registry::open_log*". For a library that keeps an fd on purpose.
+// module or "file:line function" matches: "*libcrypto*", "*/my_pool.cpp:*".
 Predicate ignore_opened_in(std::string glob);
-// Applies to every find_leaks() in this process from now on.
-void ignore_always(Predicate);
+void ignore_always(Predicate);  // for every check in this process from now on
 
 struct Options {
   // Settling: a leak must still be there after backing off from first_wait,
-  // doubling, until settle has passed. A descriptor that another thread closes
-  // a moment later is therefore not a leak.
+  // doubling, until settle has passed (a descriptor another thread closes a
+  // moment later is not a leak). eventually() waits the same way.
   std::chrono::microseconds first_wait{1000};
   std::chrono::milliseconds settle{1000};
   std::vector<Predicate> ignore;
@@ -136,12 +134,7 @@ struct Options {
 // result's snapshot can serve as the next baseline, saving a scan).
 std::vector<Fd> find_leaks(const Snapshot& baseline, const Options& = {}, Snapshot* now = nullptr);
 
-// Polls condition with the same backoff until it holds (true) or settle has
-// passed (false): the way to wait for the kernel or another thread, never a sleep.
-// settle counts the waiting, not the time condition itself takes.
-bool eventually(const std::function<bool()>& condition, const Options& = {});
-
-// --- Expected leaks ------------------------------------------------------
+// --- Expected leaks ------------------------------------------------------------
 // A description of descriptors, built from small pieces:
 //   tcp(TcpState::close_wait).peer("127.0.0.1:*")    kind(Kind::epoll)
 class Match {
@@ -154,8 +147,7 @@ class Match {
   Match target(std::string glob) const;
   // Its open site (the first frame in the program's own code) is in a source
   // file matching glob: opened_in("*/cases/close-wait-server/server.cpp").
-  // Holds for any fd in a process that does not record open sites
-  // (CLOSECHECK_SITES=off, a ThreadSanitizer build).
+  // Holds for any fd in a process that does not record open sites.
   Match opened_in(std::string glob) const;
   bool operator()(const Fd&) const;
   const std::string& description() const { return description_; }
@@ -168,7 +160,6 @@ Match any();
 Match kind(Kind);
 Match tcp();                   // a TCP socket (v4 or v6), any state
 Match tcp(TcpState);
-Match unix_socket();
 Match socket_protocol(std::string name);  // as SocketInfo::protocol_name(): "udp", "unix stream", ...
 
 struct Expected {
@@ -177,8 +168,8 @@ struct Expected {
 };
 
 enum class Reclaim {
-  close,  // close(2) the leaked fds: nothing owns them any more
-  keep,   // a live object still owns them and will close them itself
+  keep,   // a live object still owns the leaked fds and will close them itself
+  close,  // close(2) them: nothing owns them any more
 };
 
 struct Verdict {
@@ -190,25 +181,15 @@ struct Verdict {
 
 // Runs block and checks that what it leaves open is exactly `expected`
 // (each Expected claims `count` fds, first match wins; nothing may be left
-// unclaimed). An empty list means "leaks nothing". Waits, with the same
-// backoff as find_leaks, for the leak to reach the expected shape (e.g. a
-// socket to reach CLOSE_WAIT). Then reclaims what matched.
+// unclaimed; an empty list means "leaks nothing"), waiting as find_leaks does
+// for the leak to reach that shape (a socket to reach CLOSE_WAIT, say). With
+// Reclaim::close, then closes what matched. In a GoogleTest, use Leaks() and
+// NoLeaks() (gtest.hpp).
 Verdict expect_leaks(const std::vector<Expected>& expected, const std::function<void()>& block,
-                     Reclaim reclaim = Reclaim::close, const Options& = {});
+                     Reclaim reclaim = Reclaim::keep, const Options& = {});
 Verdict expect_no_leaks(const std::function<void()>& block, const Options& = {});
 
-// --- Open sites, double closes ---------------------------------------------
-// Whether pid (0: this process) records open sites.
-bool recording_open_sites(pid_t pid = 0);
-// The fds the recorder itself holds in pid (0: this process): libunwind's
-// memory-validation pipe. Not the program's: never report them.
-std::vector<int> recorder_fds(pid_t pid = 0);
-// Fills fd.opened for each of pid's fds (0: this process). pid's other
-// process must be stopped or its fds still open (ptrace permission needed).
-// closed_too: also an fd pid has closed since (the same object, by device
-// and inode, under the same number): where a parent opened what it handed down.
-void find_open_sites(std::vector<Fd>& fds, pid_t pid = 0, bool closed_too = false);
-
+// --- Double closes -------------------------------------------------------------
 // A close(2) that failed with EBADF on a number the process had used: closed
 // twice, or closed by someone else first (who then closed an fd that was not
 // theirs). Both closes' stacks, and the open's.
@@ -217,40 +198,9 @@ struct BadClose {
   OpenSite closed_now, closed_before, opened;
   std::uint64_t more = 0;
 };
-// The bad closes of pid (0: this process) after the first *seen of them;
-// updates *seen.
-std::vector<BadClose> bad_closes(std::uint64_t* seen = nullptr, pid_t pid = 0);
-// This process's bad closes since the last take_bad_closes(): the listener
-// takes them after each test (and fails it); a test that expects one takes it first.
+// This process's bad closes since the last call: the listener takes them
+// after each test (and fails it); a test that expects one takes it first.
 std::vector<BadClose> take_bad_closes();
 std::string describe(const BadClose&, std::size_t frames = 3);
-// "    <verb> at file:line function" and `frames` more "      from" lines.
-std::string site_lines(const OpenSite&, const char* verb, std::size_t frames);
-
-// --- Beyond this process ---------------------------------------------------
-// Every TCP socket in the network namespace whose state is in state_mask
-// (state_bit(...) | ...), read with NETLINK_SOCK_DIAG; the kernel filters by state.
-struct DiagSocket {
-  int family = 0;
-  TcpState state = TcpState::none;
-  std::string local, peer;
-  ino_t inode = 0;  // 0: no descriptor refers to it any more (an orphan)
-  uid_t uid = 0;
-  // ss's Recv-Q and Send-Q: bytes received and not yet read, bytes sent and
-  // not yet acknowledged (for a LISTEN socket: connections in the backlog, and its size).
-  std::uint32_t recv_q = 0, send_q = 0;
-};
-std::vector<DiagSocket> sweep(std::uint32_t state_mask);
-
-// Sockets in state_mask that this process does not hold but another process
-// does (a child that inherited them, say): matched by inode against /proc/PID/fd.
-struct HeldElsewhere {
-  DiagSocket socket;
-  pid_t pid = 0;
-  int fd = -1;
-  std::string command;  // /proc/PID/comm
-};
-std::vector<HeldElsewhere> held_elsewhere(std::uint32_t state_mask);
-std::string describe(const HeldElsewhere&);
 
 }  // namespace closecheck

@@ -78,7 +78,4 @@ class LeakCheckListener : public ::testing::EmptyTestEventListener {
 // (naming its file:line) or an unreadable suppressions file.
 bool install_listener(int* argc, char** argv);
 
-// For the running test only: don't count fds matching p as leaks.
-void ignore_in_this_test(Predicate p);
-
 }  // namespace closecheck
