@@ -76,7 +76,7 @@ void handshake_cut(fixtures::fault::Direction direction, std::size_t after) {
       fixtures::fault::Faults faults;
       faults[direction] = {.limit_data = after, .limit_cut = cut};
       Proxy proxy(server.port(), faults);
-      EXPECT_THROW(Peer{proxy.port()}, ftp_tls::FtpError) << to_string(cut);
+      EXPECT_THROW(Peer{proxy.port()}, fixtures::tls::Error) << to_string(cut);
       ++cuts;
       EXPECT_TRUE(server.wait_for([&](const Stats& s) { return s.handshake_failures == cuts; })) << to_string(cut);
       EXPECT_TRUE(proxy.wait_idle()) << to_string(cut);

@@ -179,9 +179,9 @@ TEST(AsioSslShutdownHang, ClientGoesAwayBeforeTheHandshake) {
 TEST(AsioSslShutdownHang, OverlongLine) {
   Server server;
   EXPECT_TRUE(closecheck::NoLeaks([&] {
-    ftp_tls::ignore_sigpipe();
-    auto ctx = ftp_tls::client_context(CLOSECHECK_TEST_CA);
-    ftp_tls::Channel client(fixtures::connect_tcp("127.0.0.1", server.port()), std::chrono::seconds(10));
+    fixtures::tls::ignore_sigpipe();
+    auto ctx = fixtures::tls::client_context(CLOSECHECK_TEST_CA);
+    fixtures::tls::Channel client(fixtures::connect_tcp("127.0.0.1", server.port()), std::chrono::seconds(10));
     client.start_tls(ctx.get());
     client.write_all(std::string(4096, 'x'));
     ASSERT_TRUE(server.wait_for([](const Stats& s) { return s.reads_ended.size() == 1; }));

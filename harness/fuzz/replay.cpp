@@ -1,7 +1,7 @@
 // Every committed seed of one fuzz target through its LLVMFuzzerTestOneInput,
 // in the ordinary build (g++, no libFuzzer): the seeds are regression tests.
-// Compiled with CLOSECHECK_FUZZ_SEEDS="dir" [CLOSECHECK_FUZZ_MIN_SEEDS=n]
-// (also by fixtures/ftp-tls for the FTP command parser's target).
+// Compiled with CLOSECHECK_FUZZ_SEEDS="dir" [CLOSECHECK_FUZZ_MIN_SEEDS=n] into
+// each program that links closecheck_fuzz_replay (harness/fuzz/CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include <cstdint>
