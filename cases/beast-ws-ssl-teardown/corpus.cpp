@@ -10,8 +10,7 @@ int main(int argc, char** argv) {
                                             [&] {
                                               echo_then_close(client, server.port());
                                               fixtures::corpus::mark("client's close() returns");
-                                            },
-                                            closecheck::Reclaim::keep);
+                                            });
     fixtures::corpus::pause_if_asked();
     return verdict;
   });

@@ -15,15 +15,14 @@ using closecheck::TcpState;
 TEST(BeastWsSslTeardown, CloseSucceedsAndTheTcpSocketStays) {
   Server server;
   Client client;
-  auto verdict = closecheck::expect_leaks(expected_after_close(1, server.address()),
-                                          [&] { echo_then_close(client, server.port()); },
-                                          closecheck::Reclaim::keep);  // the client still owns it
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected_after_close(1, server.address()),
+                                 [&] { echo_then_close(client, server.port()); });  // the client still owns it
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(client.tcp_open(), broken);
   EXPECT_TRUE(closecheck::eventually([&] { return server.closed_sessions() == 1; }));
   if (broken) {
-    ASSERT_EQ(verdict.leaked.size(), 1u);
-    EXPECT_EQ(verdict.leaked[0].socket->local, client.local());
+    ASSERT_EQ(leaks.leaked.size(), 1u);
+    EXPECT_EQ(leaks.leaked[0].socket->local, client.local());
   }
 }
 
@@ -32,16 +31,15 @@ TEST(BeastWsSslTeardown, CloseSucceedsAndTheTcpSocketStays) {
 TEST(BeastWsSslTeardown, ServerClosesFirst) {
   Server server;
   Client client;
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       expected_after_close(1, server.address()),
       [&] {
         ASSERT_FALSE(client.connect(server.port()));
         ASSERT_FALSE(client.write("bye"));
         std::string text;
         EXPECT_EQ(client.read(text), websocket::error::closed);
-      },
-      closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+      });
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(client.tcp_open(), broken);
 }
 
@@ -55,9 +53,8 @@ TEST(BeastWsSslTeardown, APeerWithTheSameBugLeavesBothEndsEstablished) {
   if (broken)
     expected = {{1, closecheck::tcp(TcpState::established).local(server.address())},
                 {1, closecheck::tcp(TcpState::established).peer(server.address())}};
-  auto verdict = closecheck::expect_leaks(expected, [&] { echo_then_close(client, server.port()); },
-                                          closecheck::Reclaim::keep);  // the server and the client own them
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected, [&] { echo_then_close(client, server.port()); });  // the server and the client own them
+  EXPECT_TRUE(leaks);
   EXPECT_TRUE(closecheck::eventually([&] { return server.closed_sessions() == 1; }));
   EXPECT_EQ(client.tcp_open(), broken);
 }
@@ -66,14 +63,13 @@ TEST(BeastWsSslTeardown, APeerWithTheSameBugLeavesBothEndsEstablished) {
 TEST(BeastWsSslTeardown, FiftyPooledClientsKeepFiftySockets) {
   Server server;
   std::list<Client> pool(50);  // each with its io_context's fds, opened before the block
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       expected_after_close(50, server.address()),
       [&] {
         int i = 0;
         for (auto& client : pool) echo_then_close(client, server.port(), "message " + std::to_string(i++));
-      },
-      closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+      });
+  EXPECT_TRUE(leaks);
   EXPECT_TRUE(closecheck::eventually([&] { return server.closed_sessions() == 50; }));
 }
 
@@ -94,14 +90,13 @@ TEST(BeastWsSslTeardownBadInput, PeerNeverAnswersTheClose) {
   Client client(std::chrono::milliseconds(500));
   // Beast's close timeout closes the client's socket; the server's end, which
   // the server holds and never reads, gets the FIN and waits in CLOSE_WAIT.
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       {{1, closecheck::tcp(TcpState::close_wait).local(server.address())}},
       [&] {
         ASSERT_FALSE(client.connect(server.port()));
         EXPECT_EQ(client.close(), beast::error::timeout);
-      },
-      closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+      });
+  EXPECT_TRUE(leaks);
   EXPECT_FALSE(client.tcp_open());
 }
 

@@ -9,8 +9,7 @@ int main(int argc, char** argv) {
                                               fixtures::corpus::mark("client connects");
                                               one_client(server);
                                               fixtures::corpus::mark("client closes (FIN)");
-                                            },
-                                            closecheck::Reclaim::keep);
+                                            });
     fixtures::corpus::pause_if_asked();
     return verdict;
   });

@@ -14,8 +14,7 @@ int main(int argc, char** argv) {
                                               fixtures::corpus::mark("FORWARD, then both peers' FIN");
                                               run = forward_once(server, target);
                                               fixtures::corpus::mark("peers stop waiting");
-                                            },
-                                            closecheck::Reclaim::keep);  // the server still owns them
+                                            });  // the server still owns them
     fixtures::corpus::pause_if_asked();
     auto stats = settled(server, 1, broken ? 1 : 0).loop;
     bool as_expected = broken ? !run.client_saw && !run.target_saw && stats.destroyed_pending == 1

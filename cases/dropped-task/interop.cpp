@@ -21,11 +21,11 @@ TEST(DroppedTaskInterop, SocatKeepalive) {
   auto expected = broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait)
                                                                      .local(server.address())}}
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     socat = fixtures::Process::run({"socat", "-t", seconds(wait_for_answer()), "-", "TCP:" + server.address()},
                                    "PING socat\n", std::chrono::seconds(30));
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(socat.exit_code, 0) << socat.err;
   EXPECT_EQ(socat.out, broken ? "" : "PONG socat\n");
   EXPECT_EQ(settled(server, 1, broken ? 1 : 0).loop.destroyed_pending, broken ? 1u : 0u);
@@ -38,12 +38,12 @@ TEST(DroppedTaskInterop, AsyncioClientAndTarget) {
       {1, closecheck::tcp(TcpState::close_wait).local(server.address())},
       {1, closecheck::tcp(TcpState::close_wait).peer("127.0.0.1:*")}}  // the forward
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     peer = fixtures::Process::run({"/usr/bin/python3", DROPPED_TASK_PEER, std::to_string(server.endpoint().port()),
                                    seconds(wait_for_answer())},
                                   "", std::chrono::seconds(30));
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(peer.exit_code, 0) << peer.err;
   EXPECT_EQ(peer.out, broken ? "TIMEOUT\n"
                              : "PONG asyncio\nFORWARD 1 open\nDATA 1 hello from asyncio\nFORWARD 1 closed\nEOF\n");

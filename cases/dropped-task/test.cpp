@@ -42,13 +42,13 @@ TEST(DroppedTask, KeepaliveReply) {
                                                                      .local(server.address())
                                                                      .peer("127.0.0.1:*")}}
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     auto client = connect(server);
     fixtures::send_all(client.get(), "PING 42\n");
     ::shutdown(client.get(), SHUT_WR);
     saw = transcript(client.get(), wait_for_answer());
-  }, closecheck::Reclaim::keep);  // the server still owns the connection
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });  // the server still owns the connection
+  EXPECT_TRUE(leaks);
   auto stats = settled(server, 1, broken ? 1 : 0);
   if (broken) {
     EXPECT_EQ(saw, std::nullopt) << "neither PONG nor the server's close";
@@ -67,10 +67,9 @@ TEST(DroppedTask, ForwardIsFinished) {
   Server server;
   Target target;
   ForwardRun run;
-  auto verdict = closecheck::expect_leaks(expected_after_forward(server, target),
-                                          [&] { run = forward_once(server, target); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected_after_forward(server, target),
+                                 [&] { run = forward_once(server, target); });
+  EXPECT_TRUE(leaks);
   auto stats = settled(server, 1, broken ? 1 : 0);
   if (broken) {
     EXPECT_EQ(run.client_saw, std::nullopt) << "no FORWARD 1 open/closed, no close";
@@ -80,9 +79,9 @@ TEST(DroppedTask, ForwardIsFinished) {
     EXPECT_EQ(stats.connections, 1u);
     // The peers closed, so the kernel keeps their sides as orphans waiting in
     // FIN_WAIT2 for the FIN the server never sends.
-    ASSERT_EQ(verdict.leaked.size(), 2u);
+    ASSERT_EQ(leaks.leaked.size(), 2u);
     auto waiting = closecheck::sweep(closecheck::state_bit(TcpState::fin_wait2));
-    for (const auto& ours : verdict.leaked) {
+    for (const auto& ours : leaks.leaked) {
       EXPECT_TRUE(std::any_of(waiting.begin(), waiting.end(), [&](const closecheck::DiagSocket& s) {
         return s.local == ours.socket->peer && s.peer == ours.socket->local;
       })) << "no FIN_WAIT2 peer for " << closecheck::describe(ours);
@@ -112,7 +111,7 @@ TEST(DroppedTask, TenThousandTasks) {
                                                                      .peer("127.0.0.1:*")
                                                                      .opened_in(fixtures::variant.opened_in)}}
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     auto client = connect(server);
     client_address = closecheck::inspect(client.get())->socket->local;
     std::size_t during = 0;
@@ -142,13 +141,13 @@ TEST(DroppedTask, TenThousandTasks) {
       ::shutdown(client.get(), SHUT_WR);
       EXPECT_EQ(fixtures::read_to_eof(client.get(), answer_wait), "");
     }
-  }, closecheck::Reclaim::keep);  // broken: the server still owns its side
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });  // broken: the server still owns its side
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(stats.connections, 1u);
   if (broken) {
     // Exactly one leak: the server's side of this client's connection.
-    ASSERT_EQ(verdict.leaked.size(), 1u);
-    EXPECT_EQ(verdict.leaked[0].socket->peer, client_address);
+    ASSERT_EQ(leaks.leaked.size(), 1u);
+    EXPECT_EQ(leaks.leaked[0].socket->peer, client_address);
     EXPECT_EQ(stats.loop.destroyed_pending, tasks);
     EXPECT_EQ(stats.loop.lost_wakeups, tasks) << "each first step found its task gone: nothing owned it";
     EXPECT_EQ(stats.loop.finished, 0u);
@@ -174,7 +173,7 @@ TEST(DroppedTask, FailingTaskCleansUp) {
       {1, closecheck::tcp(TcpState::close_wait).local(server.address())},
       {1, closecheck::tcp(TcpState::close)}}  // the forward, reset and never closed
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     auto client = connect(server);
     fixtures::send_all(client.get(), "FORWARD " + std::to_string(target.port()) + "\n");
     ::shutdown(client.get(), SHUT_WR);
@@ -184,8 +183,8 @@ TEST(DroppedTask, FailingTaskCleansUp) {
     fixtures::set_linger_zero(accepted.get());
     accepted.reset();
     saw = transcript(client.get(), wait_for_answer());
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });
+  EXPECT_TRUE(leaks);
   auto stats = settled(server, 1, broken ? 1 : 0);
   if (broken) {
     EXPECT_EQ(saw, std::nullopt);
@@ -296,7 +295,7 @@ TEST(DroppedTaskBadInput, FloodOfRequests) {
   auto expected = broken ? std::vector<closecheck::Expected>{{1, closecheck::tcp(TcpState::close_wait)
                                                                      .local(server.address())}}
                          : std::vector<closecheck::Expected>{};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     auto client = connect(server);
     std::thread writer([fd = client.get()] {
       std::string all;
@@ -312,7 +311,7 @@ TEST(DroppedTaskBadInput, FloodOfRequests) {
     ::shutdown(client.get(), SHUT_RDWR);  // unblocks the writer whatever happened
     if (writer.joinable()) writer.join();
   }, closecheck::Reclaim::keep, {.settle = answer_wait});  // the server may still be reading the flood
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   auto stats = settled(server, requests, broken ? 1 : 0);
   EXPECT_EQ(stats.connections, broken ? 1u : 0u);
   if (broken) {

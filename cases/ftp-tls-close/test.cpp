@@ -32,9 +32,9 @@ TEST(FtpTlsClose, ServerStopsWhileATlsClientIsIdle) {
   Server server({.root = site.root()});
   ClientAddresses addresses;
   std::optional<Client> client;
-  closecheck::Verdict while_connected;
-  auto after = closecheck::expect_leaks(reset_by_client(1), [&] {
-    while_connected = closecheck::expect_leaks(
+  ::testing::AssertionResult while_connected = ::testing::AssertionFailure() << "not run";
+  auto after = closecheck::Leaks(reset_by_client(1), [&] {
+    while_connected = closecheck::Leaks(
         left_open(server, addresses),
         [&] {
           client.emplace(idle_tls_client(server));
@@ -43,9 +43,9 @@ TEST(FtpTlsClose, ServerStopsWhileATlsClientIsIdle) {
         },
         Reclaim::keep, addresses.ignoring_own());
     client->close();  // ftplib's close(): TCP only, with the server's close_notify unread
-  });
-  EXPECT_TRUE(while_connected.ok) << while_connected.message;
-  EXPECT_TRUE(after.ok) << after.message;
+  }, Reclaim::close);  // nobody owns them any more
+  EXPECT_TRUE(while_connected);
+  EXPECT_TRUE(after);
   // What Python reports as a ResourceWarning: close_all() dropped the
   // connection with its descriptor open, between the two shutdown steps.
   EXPECT_EQ(server.stats().dropped_open, broken ? 1u : 0u);
@@ -60,9 +60,9 @@ TEST(FtpTlsClose, ServerStopsDuringAProtPTransfer) {
   ClientAddresses addresses;
   std::optional<Client> client;
   std::optional<ftp_tls::Channel> data;
-  closecheck::Verdict while_connected;
-  auto after = closecheck::expect_leaks(reset_by_client(2), [&] {
-    while_connected = closecheck::expect_leaks(
+  ::testing::AssertionResult while_connected = ::testing::AssertionFailure() << "not run";
+  auto after = closecheck::Leaks(reset_by_client(2), [&] {
+    while_connected = closecheck::Leaks(
         left_open(server, addresses, true),
         [&] {
           client.emplace(server.port());
@@ -80,9 +80,9 @@ TEST(FtpTlsClose, ServerStopsDuringAProtPTransfer) {
         Reclaim::keep, addresses.ignoring_own());
     data->close();
     client->close();
-  });
-  EXPECT_TRUE(while_connected.ok) << while_connected.message;
-  EXPECT_TRUE(after.ok) << after.message;
+  }, Reclaim::close);  // nobody owns them any more
+  EXPECT_TRUE(while_connected);
+  EXPECT_TRUE(after);
   EXPECT_EQ(server.stats().dropped_open, broken ? 2u : 0u);  // control and data
 }
 
@@ -120,9 +120,9 @@ TEST(FtpTlsClose, ClientFinAfterServerStopLeaksInBroken) {
                           "peer = the client", [&](const closecheck::Fd& fd) {
                             return fd.socket && fd.socket->peer == addresses.control;
                           })}};
-  closecheck::Verdict while_connected;
-  auto after = closecheck::expect_leaks(close_wait, [&] {
-    while_connected = closecheck::expect_leaks(
+  ::testing::AssertionResult while_connected = ::testing::AssertionFailure() << "not run";
+  auto after = closecheck::Leaks(close_wait, [&] {
+    while_connected = closecheck::Leaks(
         left_open(server, addresses),
         [&] {
           client.emplace(server.port());
@@ -143,9 +143,9 @@ TEST(FtpTlsClose, ClientFinAfterServerStopLeaksInBroken) {
     EXPECT_EQ(server.stats().dropped_awaiting_close_notify, broken ? 1u : 0u);
     EXPECT_EQ(server.stats().dropped_open, broken ? 1u : 0u);
     client->close();
-  });
-  EXPECT_TRUE(while_connected.ok) << while_connected.message;
-  EXPECT_TRUE(after.ok) << after.message;
+  }, Reclaim::close);  // nobody owns them any more
+  EXPECT_TRUE(while_connected);
+  EXPECT_TRUE(after);
 }
 
 // A whole session, with the server stopped only after the client has quit:

@@ -17,7 +17,7 @@ using namespace httplib_bound_never_served;
 // the case needs a new look.
 TEST(HttplibPremise, StopWithoutServingKeepsTheListener) {
   std::vector<int> ports;
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       {{1, listener(ports)}},
       [&] {
         httplib::Server svr;
@@ -28,7 +28,7 @@ TEST(HttplibPremise, StopWithoutServingKeepsTheListener) {
         svr.stop();  // closes it only if (is_running_)
       },
       closecheck::Reclaim::close);  // nothing owns it any more
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
 }
 
 // ...while a server that did serve gives its listener back on stop().
@@ -46,13 +46,13 @@ TEST(HttplibPremise, StopWhileServingClosesTheListener) {
 // The canonical scenario: bound, port reported, mount failed, destroyed.
 TEST(BoundNeverServed, MountFailureLeavesTheListener) {
   std::vector<int> ports;
-  auto verdict = closecheck::expect_leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); },
-                                          closecheck::Reclaim::close);  // nothing owns it any more
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); },
+                                 closecheck::Reclaim::close);  // nothing owns it any more
+  EXPECT_TRUE(leaks);
   ASSERT_EQ(ports.size(), 1u);
   if (broken) {
-    ASSERT_EQ(verdict.leaked.size(), 1u);
-    EXPECT_EQ(verdict.leaked[0].socket->local, "127.0.0.1:" + std::to_string(ports[0]));
+    ASSERT_EQ(leaks.leaked.size(), 1u);
+    EXPECT_EQ(leaks.leaked[0].socket->local, "127.0.0.1:" + std::to_string(ports[0]));
   }
 }
 
@@ -60,14 +60,14 @@ TEST(BoundNeverServed, MountFailureLeavesTheListener) {
 // listening socket per attempt, each on its own port.
 TEST(BoundNeverServed, EveryFailedStartLeavesOneMore) {
   std::vector<int> ports;
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       expected_after(3, ports),
       [&] {
         for (int i = 0; i < 3; ++i) ports.push_back(failed_start());
       },
       closecheck::Reclaim::close);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-  EXPECT_EQ(verdict.leaked.size(), broken ? 3u : 0u);
+  EXPECT_TRUE(leaks);
+  EXPECT_EQ(leaks.leaked.size(), broken ? 3u : 0u);
 }
 
 // The peer's side: the abandoned port still completes handshakes (listen(2) was
@@ -78,16 +78,15 @@ TEST(BoundNeverServed, AClientOfTheAbandonedPortGetsNoAnswer) {
   std::string why;
   if (!closecheck::enter_private_network(&why)) GTEST_SKIP() << why;
   std::vector<int> ports;
-  auto verdict = closecheck::expect_leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); },
-                                          closecheck::Reclaim::keep);  // closed below, after the client
-  ASSERT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); });  // closed below, after the client
+  ASSERT_TRUE(leaks);
   auto port = static_cast<std::uint16_t>(ports.at(0));
   if (broken) {
-    ASSERT_EQ(verdict.leaked.size(), 1u);
+    ASSERT_EQ(leaks.leaked.size(), 1u);
     auto client = fixtures::connect_tcp("127.0.0.1", port);  // the kernel completes the handshake
     fixtures::send_all(client.get(), get("/hello.txt"));
     EXPECT_FALSE(fixtures::wait_readable(client.get(), hang)) << "an answer from a server that never served";
-    ::close(verdict.leaked[0].number);  // reclaim: the client, still in the backlog, is reset
+    ::close(leaks.leaked[0].number);  // reclaim: the client, still in the backlog, is reset
     EXPECT_EQ(fixtures::read_to_eof(client.get(), 10s), "");
   } else {
     EXPECT_THROW(fixtures::connect_tcp("127.0.0.1", port), std::runtime_error);

@@ -13,8 +13,7 @@ int main(int argc, char** argv) {
           fixtures::corpus::mark("10 iterations start");
           iterations(n, {.port = server.port()}, server.body());
           fixtures::corpus::mark("10 iterations done");
-        },
-        closecheck::Reclaim::keep);  // the registry owns them...
+        });  // the registry owns them...
     auto note = growth_note(verdict.leaked, n);
     fixtures::corpus::pause_if_asked();
     clear_registry();                // ...until it is cleared

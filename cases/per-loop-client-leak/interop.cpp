@@ -24,10 +24,9 @@ TEST(PerLoopClientLeakInterop, NginxGrowsOneLoopPerIteration) {
   ASSERT_NE(port, 0) << "no nginx: ctest starts it (fixture per-loop-client-leak/nginx/start), or run "
                         "closecheck-nginx start " NGINX_DIR;
   constexpr std::size_t n = 20;
-  auto verdict = closecheck::expect_leaks(
-      expected_after(n), [&] { iterations(n, {.port = port}, "hello from nginx\n"); },
-      closecheck::Reclaim::keep);  // the registry owns them
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(
+      expected_after(n), [&] { iterations(n, {.port = port}, "hello from nginx\n"); });  // the registry owns them
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(registered_loops(), broken ? n : 0u);
   clear_registry();
 }
@@ -35,10 +34,10 @@ TEST(PerLoopClientLeakInterop, NginxGrowsOneLoopPerIteration) {
 TEST(PerLoopClientLeakInterop, NginxNotFoundIsAnAnswerNotAnError) {
   auto port = nginx_port();
   ASSERT_NE(port, 0);
-  auto verdict = closecheck::expect_leaks(expected_after(1), [&] {
+  auto leaks = closecheck::Leaks(expected_after(1), [&] {
     auto response = fetch_once({.port = port, .target = "/missing"});
     EXPECT_EQ(response.status, 404u);
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });
+  EXPECT_TRUE(leaks);
   clear_registry();
 }

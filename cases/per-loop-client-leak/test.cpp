@@ -15,7 +15,6 @@
 using namespace per_loop_client_leak;
 using closecheck::Kind;
 using closecheck::kind;
-using closecheck::Reclaim;
 namespace bhttp = boost::beast::http;
 
 namespace {
@@ -46,9 +45,9 @@ boost::system::error_code fetch_error(const Url& url, std::chrono::milliseconds 
 // it is destroyed. (Boost 1.74, Linux.)
 TEST(PerLoopClientLeak, AnIoContextsOwnFdsAreEpollEventfdTimerfd) {
   std::unique_ptr<asio::io_context> bare;
-  EXPECT_TRUE(closecheck::Leaks({}, [&] { bare = std::make_unique<asio::io_context>(); }, Reclaim::keep));
+  EXPECT_TRUE(closecheck::Leaks({}, [&] { bare = std::make_unique<asio::io_context>(); }));
   std::shared_ptr<asio::io_context> loop;
-  EXPECT_TRUE(closecheck::Leaks(one_loop(), [&] { loop = detail::new_loop(); }, Reclaim::keep));
+  EXPECT_TRUE(closecheck::Leaks(one_loop(), [&] { loop = detail::new_loop(); }));
   EXPECT_TRUE(closecheck::NoLeaks([&] {
     auto again = detail::new_loop();
   }));
@@ -58,10 +57,9 @@ TEST(PerLoopClientLeak, AnIoContextsOwnFdsAreEpollEventfdTimerfd) {
 TEST(PerLoopClientLeak, OneIterationLeavesOneLoopBehind) {
   fixtures::http::Server server;
   auto before = closecheck::Snapshot::take();
-  auto verdict = closecheck::expect_leaks(
-      expected_after(1), [&] { iterations(1, url_of(server.port()), server.body()); },
-      Reclaim::keep);  // the registry owns them
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(
+      expected_after(1), [&] { iterations(1, url_of(server.port()), server.body()); });  // the registry owns them
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(registered_loops(), broken ? 1u : 0u);
   EXPECT_EQ(server.requests(), 1u);
   clear_registry();
@@ -77,7 +75,7 @@ TEST_P(PerLoopClientLeakGrowth, LinearInIterations) {
   fixtures::http::Server server;
   auto count = [] { return static_cast<long>(closecheck::Snapshot::take().size()); };
   std::vector<long> growth;
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       expected_after(n),
       [&] {
         long last = count();
@@ -90,9 +88,8 @@ TEST_P(PerLoopClientLeakGrowth, LinearInIterations) {
           growth.push_back(count() - last);
           last += growth.back();
         }
-      },
-      Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+      });
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(growth, std::vector<long>(n, k));
   EXPECT_EQ(registered_loops(), broken ? n : 0u);
   EXPECT_EQ(server.requests(), n);
@@ -106,10 +103,8 @@ INSTANTIATE_TEST_SUITE_P(PerLoopClientLeak, PerLoopClientLeakGrowth, ::testing::
 // are its entries, in every variant. What stays is the registry's loops.
 TEST(PerLoopClientLeak, TheWeakCacheIsNotTheLeak) {
   fixtures::http::Server server;
-  auto verdict = closecheck::expect_leaks(
-      expected_after(5), [&] { iterations(5, url_of(server.port()), server.body()); },
-      Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(closecheck::Leaks(
+      expected_after(5), [&] { iterations(5, url_of(server.port()), server.body()); }));
   EXPECT_EQ(cached_client_states(), 0u);
   EXPECT_EQ(registered_loops(), broken ? 5u : 0u);
   clear_registry();
@@ -118,15 +113,14 @@ TEST(PerLoopClientLeak, TheWeakCacheIsNotTheLeak) {
 // The mechanism alone, without any I/O: with Tornado's loop layer, merely
 // constructing a client outside run() creates, registers and keeps a loop.
 TEST(PerLoopClientLeak, AClientOutsideRunBindsToALoopMadeForIt) {
-  auto verdict = closecheck::expect_leaks(
+  auto leaks = closecheck::Leaks(
       tornado_library ? one_loop() : std::vector<closecheck::Expected>{},
       [&] {
         HttpClient client;
         EXPECT_EQ(client.loop() != nullptr, tornado_library);
         EXPECT_EQ(cached_client_states(), tornado_library ? 1u : 0u);
-      },
-      Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+      });
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(cached_client_states(), 0u);  // the client is gone...
   EXPECT_EQ(registered_loops(), tornado_library ? 1u : 0u);  // ...its loop is not
   clear_registry();
@@ -134,11 +128,11 @@ TEST(PerLoopClientLeak, AClientOutsideRunBindsToALoopMadeForIt) {
 
 TEST(PerLoopClientLeak, CurrentOutsideRun) {
   if (tornado_library) {
-    auto verdict = closecheck::expect_leaks(one_loop(), [] {
+    auto leaks = closecheck::Leaks(one_loop(), [] {
       auto& loop = Loop::current();
       EXPECT_EQ(&Loop::current(), &loop);  // now current: made once, until run() clears it
-    }, Reclaim::keep);
-    EXPECT_TRUE(verdict.ok) << verdict.message;
+    });
+    EXPECT_TRUE(leaks);
     EXPECT_EQ(registered_loops(), 1u);
     clear_registry();
   } else {
@@ -151,20 +145,18 @@ TEST(PerLoopClientLeak, CurrentOutsideRun) {
 TEST(PerLoopClientLeak, ServerClosesEarly) {
   fixtures::http::FaultPeer peer(fixtures::http::Fault::close_early);
   boost::system::error_code ec;
-  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); },
-                                          Reclaim::keep);
+  auto leaks = closecheck::Leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); });
   EXPECT_EQ(ec, bhttp::error::end_of_stream) << ec.message();
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   clear_registry();
 }
 
 TEST(PerLoopClientLeak, ServerAnswersGarbage) {
   fixtures::http::FaultPeer peer(fixtures::http::Fault::garbage);
   boost::system::error_code ec;
-  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); },
-                                          Reclaim::keep);
+  auto leaks = closecheck::Leaks(expected_after(1), [&] { ec = fetch_error(url_of(peer.port())); });
   EXPECT_EQ(ec, bhttp::error::bad_version) << ec.message();
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   clear_registry();
 }
 
@@ -172,14 +164,13 @@ TEST(PerLoopClientLeak, ServerNeverAnswersUntilTheDeadline) {
   fixtures::http::FaultPeer peer(fixtures::http::Fault::silent);
   boost::system::error_code ec;
   auto start = std::chrono::steady_clock::now();
-  auto verdict = closecheck::expect_leaks(expected_after(1),
-                                          [&] { ec = fetch_error(url_of(peer.port()), 300ms); },
-                                          Reclaim::keep);
+  auto leaks = closecheck::Leaks(expected_after(1),
+                                 [&] { ec = fetch_error(url_of(peer.port()), 300ms); });
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 10s);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   clear_registry();
 }
 
@@ -193,9 +184,8 @@ TEST(PerLoopClientLeak, NobodyListens) {
     port = gone.port();
   }
   boost::system::error_code ec;
-  auto verdict = closecheck::expect_leaks(expected_after(1), [&] { ec = fetch_error(url_of(port)); },
-                                          Reclaim::keep);
+  auto leaks = closecheck::Leaks(expected_after(1), [&] { ec = fetch_error(url_of(port)); });
   EXPECT_EQ(ec, asio::error::connection_refused) << ec.message();
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   clear_registry();
 }

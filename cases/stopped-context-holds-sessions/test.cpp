@@ -31,14 +31,13 @@ std::size_t sockets_on(const std::string& local, const std::string& peer = {}) {
 TEST(StoppedServer, ClientsThatCloseAfterStop) {
   Server server;
   std::vector<std::string> clients;
-  auto verdict = closecheck::expect_leaks(expected_after_stop(3, server),
-                                          [&] { clients = close_after_stop(server, 3); },
-                                          closecheck::Reclaim::keep);  // pending handlers own them
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  auto leaks = closecheck::Leaks(expected_after_stop(3, server),
+                                 [&] { clients = close_after_stop(server, 3); });  // pending handlers own them
+  EXPECT_TRUE(leaks);
   EXPECT_FALSE(server.running());
   if (broken) {
     std::vector<std::string> peers;
-    for (const auto& fd : verdict.leaked) peers.push_back(fd.socket->peer);
+    for (const auto& fd : leaks.leaked) peers.push_back(fd.socket->peer);
     std::sort(peers.begin(), peers.end());
     std::sort(clients.begin(), clients.end());
     EXPECT_EQ(peers, clients);
@@ -48,19 +47,15 @@ TEST(StoppedServer, ClientsThatCloseAfterStop) {
 
 TEST(StoppedServer, FiftyClientsLeaveFiftyCloseWait) {
   Server server;
-  auto verdict = closecheck::expect_leaks(expected_after_stop(50, server),
-                                          [&] { close_after_stop(server, 50); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(closecheck::Leaks(expected_after_stop(50, server),
+                                          [&] { close_after_stop(server, 50); }));
 }
 
 TEST(StoppedServer, DestroyingTheContextReleasesThem) {
   auto before = closecheck::Snapshot::take();
   std::optional<Server> server(std::in_place);
-  auto verdict = closecheck::expect_leaks(expected_after_stop(2, *server),
-                                          [&] { close_after_stop(*server, 2); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(closecheck::Leaks(expected_after_stop(2, *server),
+                                          [&] { close_after_stop(*server, 2); }));
   server.reset();  // ~io_context destroys the queued handlers, their sessions, and the sockets
   EXPECT_EQ(closecheck::report(closecheck::find_leaks(before)), "");
 }
@@ -68,10 +63,8 @@ TEST(StoppedServer, DestroyingTheContextReleasesThem) {
 TEST(StoppedServer, RestartAfterStop) {
   Server server;
   auto before = closecheck::Snapshot::take();
-  auto verdict = closecheck::expect_leaks(expected_after_stop(2, server),
-                                          [&] { close_after_stop(server, 2); },
-                                          closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(closecheck::Leaks(expected_after_stop(2, server),
+                                          [&] { close_after_stop(server, 2); }));
   server.restart();
   // Broken: the pending reads now complete with EOF and the sessions close.
   EXPECT_EQ(closecheck::report(closecheck::find_leaks(before, patient)), "");
@@ -101,12 +94,12 @@ TEST(StoppedServer, ClientThatResetsAfterStop) {
   Server server;
   std::vector<closecheck::Expected> expected;
   if (broken) expected = {{1, closecheck::tcp(TcpState::close).local(here(server))}};
-  auto verdict = closecheck::expect_leaks(expected, [&] {
+  auto leaks = closecheck::Leaks(expected, [&] {
     auto client = served_client(server);
     server.stop();
     fixtures::set_linger_zero(client.fd.get());  // close() sends RST
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  });
+  EXPECT_TRUE(leaks);
 }
 
 // Neither stop() closes the acceptor (Asio's HTTP server example closes it in

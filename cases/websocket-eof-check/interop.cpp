@@ -21,15 +21,15 @@ std::string address(const PythonServer& server) { return "127.0.0.1:" + std::to_
 // reached it, nothing closed the connection. When the server stops (it closes
 // its connections), the client's transport closes the socket. Fixed: python
 // saw the connection end without a close frame (1006).
-void check_lost_connection(const closecheck::Verdict& verdict, const std::string& local,
+void check_lost_connection(const closecheck::LeakResult& leaks, const std::string& local,
                            std::optional<PythonServer>& server, Client& client) {
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(client.connector.acquired(), 0u);
   EXPECT_EQ(client.connector.pooled(), 0u);
   EXPECT_EQ(server->next_event(), "open");
   if (broken) {
-    ASSERT_EQ(verdict.leaked.size(), 1u);
-    const auto& leaked = verdict.leaked[0];
+    ASSERT_EQ(leaks.leaked.size(), 1u);
+    const auto& leaked = leaks.leaked[0];
     EXPECT_EQ(leaked.socket->local, local);
     std::optional<closecheck::HeldElsewhere> server_end;
     for (auto& h : closecheck::held_elsewhere(~0u))
@@ -66,13 +66,13 @@ TEST(WebsocketEofCheckInterop, ReleaseWithoutClosing) {
   std::unique_ptr<ClientWebSocketResponse> ws;
   std::string local;
   std::optional<std::string> thrown;
-  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)), [&] {
+  auto leaks = closecheck::Leaks(expected_after_release(address(*server)), [&] {
     ws = open_echoing(client, server->port());
     local = ws->local_address();
     thrown = release_directly(*ws);
-  }, closecheck::Reclaim::keep);
+  });
   EXPECT_EQ(thrown, broken ? std::optional(missing_is_eof) : std::nullopt);
-  check_lost_connection(verdict, local, server, client);
+  check_lost_connection(leaks, local, server, client);
   ws->close();
   EXPECT_TRUE(client.log.lines().empty());
 }
@@ -83,11 +83,10 @@ TEST(WebsocketEofCheckInterop, CancelledThenDropped) {
   std::optional<PythonServer> server(std::in_place);
   Client client;
   Open open;
-  auto verdict = closecheck::expect_leaks(expected_after_release(address(*server)),
-                                          [&] { open = cancel_then_drop_response(client, server->port()); },
-                                          closecheck::Reclaim::keep);
+  auto leaks = closecheck::Leaks(expected_after_release(address(*server)),
+                                 [&] { open = cancel_then_drop_response(client, server->port()); });
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, open.local, server, client);
+  check_lost_connection(leaks, open.local, server, client);
   open.ws->close();
 }
 

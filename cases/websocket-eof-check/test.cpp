@@ -33,14 +33,14 @@ void check_closed_by_the_client(const std::string& local, Server& server) {
 // the server's end is left in TIME_WAIT. Fixed: the client closed it (a FIN,
 // no close frame), so the server saw it end and the client's end is the one
 // in TIME_WAIT. Either way the pool tracks nothing.
-void check_lost_connection(const closecheck::Verdict& verdict, const std::string& local, Server& server,
+void check_lost_connection(const closecheck::LeakResult& leaks, const std::string& local, Server& server,
                            Client& client) {
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  EXPECT_TRUE(leaks);
   EXPECT_EQ(client.connector.acquired(), 0u);
   EXPECT_EQ(client.connector.pooled(), 0u);
   if (broken) {
-    ASSERT_EQ(verdict.leaked.size(), 1u);
-    const auto& leaked = verdict.leaked[0];
+    ASSERT_EQ(leaks.leaked.size(), 1u);
+    const auto& leaked = leaks.leaked[0];
     EXPECT_EQ(leaked.socket->local, local);
     EXPECT_EQ(leaked.socket->peer, server.address());
     auto server_end = tcp_socket(server.address(), local);
@@ -91,14 +91,14 @@ TEST(WebsocketEofCheck, ReleaseWithoutClosing) {
   std::unique_ptr<ClientWebSocketResponse> ws;
   std::string local;
   std::optional<std::string> thrown;
-  auto verdict = closecheck::expect_leaks(expected_after_release(server.address()), [&] {
+  auto leaks = closecheck::Leaks(expected_after_release(server.address()), [&] {
     ws = open_echoing(client, server.port());
     local = ws->local_address();
     thrown = release_directly(*ws);
   }, closecheck::Reclaim::keep, client_side(server));
   EXPECT_EQ(thrown, broken ? std::optional(missing_is_eof) : std::nullopt);
   EXPECT_TRUE(client.log.lines().empty()) << "a direct release has no destructor to log in";
-  check_lost_connection(verdict, local, server, client);
+  check_lost_connection(leaks, local, server, client);
   ws->close();
   EXPECT_TRUE(ws->closed());
   ws.reset();
@@ -113,11 +113,11 @@ TEST(WebsocketEofCheck, ResponseDroppedWithoutClosing) {
   Server server;
   Client client;
   Open open;
-  auto verdict = closecheck::expect_leaks(expected_after_release(server.address()),
-                                          [&] { open = drop_response(client, server.port()); },
-                                          closecheck::Reclaim::keep, client_side(server));
+  auto leaks = closecheck::Leaks(expected_after_release(server.address()),
+                                 [&] { open = drop_response(client, server.port()); },
+                                 closecheck::Reclaim::keep, client_side(server));
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, open.local, server, client);
+  check_lost_connection(leaks, open.local, server, client);
   open.ws->close();
   open.ws.reset();
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{})
@@ -131,11 +131,11 @@ TEST(WebsocketEofCheck, CancelledThenDropped) {
   Server server;
   Client client;
   Open open;
-  auto verdict = closecheck::expect_leaks(expected_after_release(server.address()),
-                                          [&] { open = cancel_then_drop_response(client, server.port()); },
-                                          closecheck::Reclaim::keep, client_side(server));
+  auto leaks = closecheck::Leaks(expected_after_release(server.address()),
+                                 [&] { open = cancel_then_drop_response(client, server.port()); },
+                                 closecheck::Reclaim::keep, client_side(server));
   EXPECT_EQ(client.log.lines(), broken ? std::vector{swallowed_error} : std::vector<std::string>{});
-  check_lost_connection(verdict, open.local, server, client);
+  check_lost_connection(leaks, open.local, server, client);
   open.ws->close();
   open.ws.reset();
 }

@@ -296,6 +296,40 @@ TEST(Ignore, ByKindTargetAndBaseline) {
   close(n);
 }
 
+// ignore_always lasts for the rest of the process: every later find_leaks,
+// Leaks and per-test check. The predicate names a file no other test opens.
+TEST(Ignore, AlwaysAppliesToEveryLaterCheck) {
+  char path[] = "/tmp/closecheck-ignore-always-XXXXXX";
+  int made = mkstemp(path);
+  ASSERT_GE(made, 0);
+  close(made);
+  cc::ignore_always(cc::ignore_target(path));
+  auto before = cc::Snapshot::take();
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int e = eventfd(0, EFD_CLOEXEC);
+  auto leaks = cc::find_leaks(before, {.settle = std::chrono::milliseconds(0)});
+  ASSERT_EQ(leaks.size(), 1u);  // the eventfd only
+  EXPECT_EQ(leaks[0].kind, Kind::eventfd);
+  close(e);
+  int again = -1;
+  EXPECT_TRUE(cc::NoLeaks([&] { again = open(path, O_RDONLY | O_CLOEXEC); }));
+  EXPECT_GE(again, 0);
+  close(again);
+  close(fd);
+  unlink(path);
+}
+
+// The default is Reclaim::keep: what leaked stays open for its owner.
+TEST(Expect, KeepLeavesTheFdsToTheirOwner) {
+  int fd = -1;
+  auto leaks = cc::Leaks({{1, cc::kind(Kind::eventfd)}}, [&] { fd = eventfd(0, EFD_CLOEXEC); });
+  EXPECT_TRUE(leaks);
+  ASSERT_EQ(leaks.leaked.size(), 1u);
+  EXPECT_EQ(leaks.leaked[0].number, fd);
+  EXPECT_NE(fcntl(fd, F_GETFD), -1) << "still open";
+  close(fd);
+}
+
 TEST(Expect, FailsWhenTheBlockLeaksNothingOrSomethingElse) {
   cc::Options quick{.settle = std::chrono::milliseconds(5)};
   auto nothing = cc::expect_leaks({{1, cc::kind(Kind::eventfd)}}, [] {}, cc::Reclaim::close, quick);
