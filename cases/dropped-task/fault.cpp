@@ -4,16 +4,13 @@
 // Broken: its failure is contained and asserted: the replies that never come
 // (cut by missing_wait), the CLOSE_WAIT sockets it keeps, the tasks destroyed
 // pending. Faults that need no task end the same way in both variants.
+// The faults between the client and the server are rows of the fault matrix
+// (fixtures/fault/matrix.hpp); a forward's target is this case's own.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include <algorithm>
-#include <thread>
-
 #include "closecheck/gtest.hpp"
-#include "fixtures/fault/expect_emfile.hpp"
-#include "fixtures/fault/fd_limit.hpp"
-#include "fixtures/fault/proxy.hpp"
+#include "fixtures/fault/matrix.hpp"
 #include "scenario.hpp"
 
 using namespace dropped_task;
@@ -22,7 +19,16 @@ using closecheck::TcpState;
 
 namespace {
 
-fixtures::UniqueFd client_of(const Proxy& proxy) { return fixtures::connect_tcp("127.0.0.1", proxy.port()); }
+// A keepalive client: "PING 0\n" is answered "PONG 0\n" by a task; a broken
+// server drops the task, so it never answers, and never closes, waited
+// missing_wait.
+const Scenario<Server> scenario{
+    .suite = "DroppedTaskFault",
+    .port = [](const Server& s) { return s.endpoint().port(); },
+    .request = [](std::size_t i) { return "PING " + std::to_string(i) + "\n"; },
+    .answer = [](const std::string& ping) { return "PONG " + ping.substr(5); },
+    .hang = missing_wait,
+};
 
 // Broken: the client's connection, half-closed with a request unanswered.
 std::vector<closecheck::Expected> connection_left(const Server& server) {
@@ -30,8 +36,23 @@ std::vector<closecheck::Expected> connection_left(const Server& server) {
   return {{1, closecheck::tcp(TcpState::close_wait).local(server.address()).peer("127.0.0.1:*")}};
 }
 
-// After one task's fault: broken, no reply at all and the task destroyed
-// pending; fixed, the client saw `fixed_saw`.
+// What the client sees of its tasks: fixed, the replies and the server's
+// close; broken, nothing at all (the transcript's nullopt: no byte, no EOF).
+const std::string replies_end = broken ? "open" : "eof";
+std::string replies(std::size_t n) { return broken ? "" : scenario.answers(n); }
+
+// After one task's fault: broken, the task destroyed pending; fixed, finished.
+void one_task_ended(Server& server, Seen&) {
+  auto stats = settled(server, 1, broken ? 1 : 0);
+  if (broken) {
+    EXPECT_EQ(stats.loop.destroyed_pending, 1u);
+  } else {
+    EXPECT_EQ(stats.loop.finished, 1u);
+  }
+}
+
+// After one task's fault, for a test of its own: broken, no reply at all and
+// the task destroyed pending; fixed, the client saw `fixed_saw`.
 void expect_one_task(Server& server, const std::optional<std::string>& saw, const std::string& fixed_saw) {
   auto stats = settled(server, 1, broken ? 1 : 0);
   if (broken) {
@@ -43,23 +64,41 @@ void expect_one_task(Server& server, const std::optional<std::string>& saw, cons
   }
 }
 
-}  // namespace
+constexpr std::size_t zero_window_requests = 5'000;
 
-// The request arrives a byte at a time, the reply 50 ms late.
-TEST(DroppedTaskFault, KeepaliveThroughLatencyAndSlicer) {
-  Server server;
-  std::optional<std::string> saw;
-  auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
-    Proxy proxy(server.endpoint().port(), {.upstream = {.slice_bytes = 1, .slice_delay = 1ms},
-                                           .downstream = {.latency = 50ms}});
-    auto client = client_of(proxy);
-    fixtures::send_all(client.get(), "PING 42\n");
-    ::shutdown(client.get(), SHUT_WR);
-    saw = transcript(client.get(), wait_for_answer());
-  }, closecheck::Reclaim::keep);
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-  expect_one_task(server, saw, "PONG 42\n");
-}
+const bool registered = register_matrix(scenario, {
+    // The request arrives a byte at a time, the reply 50 ms late.
+    {.name = "KeepaliveThroughLatencyAndSlicer", .fault = Fault::latency_and_slicer,
+     .expect = {.leaks = connection_left, .ending = replies_end, .got = replies(1), .then = one_task_ended}},
+    // A request cut in the middle, then a FIN: dropped at EOF, no task; the
+    // same in both variants: the server closed.
+    {.name = "ClientCutMidRequest", .fault = Fault::cut_mid_request,
+     .expect = {.ending = "eof", .got = "",
+                .then = [](Server& server, Seen&) { EXPECT_EQ(server.stats().loop.started, 0u); }},
+     .cut_at = 5},
+    // A client that says nothing, cut by a deadline (timeout closes it after
+    // 200 ms): nothing to answer, so both variants close.
+    {.name = "SilentClientWithADeadline", .fault = Fault::silent_client,
+     .expect = {.ending = "eof", .settle = [](Server& server, Proxy&, Seen&) {
+                  ASSERT_TRUE(closecheck::eventually([&] { return server.stats().connections == 0; }));
+                }}},
+    // A zero-window client: it writes 5,000 PINGs and reads nothing until the
+    // proxy stops stalling. Fixed: the server stops reading while 16 KiB of
+    // replies are queued (tasks stay bounded), then answers every one, in order.
+    {.name = "ZeroWindowClient", .fault = Fault::zero_window,
+     .expect = {.leaks = connection_left, .ending = replies_end, .got = replies(zero_window_requests),
+                .then = [](Server& server, Seen&) {
+                  auto stats = settled(server, zero_window_requests, broken ? 1 : 0);
+                  if (broken) {
+                    EXPECT_EQ(stats.loop.destroyed_pending, zero_window_requests);
+                  } else {
+                    EXPECT_LE(stats.loop.peak_live, max_queued_bytes / 6 + 1);
+                  }
+                }},
+     .requests = zero_window_requests, .settle_time = answer_wait},
+});
+
+}  // namespace
 
 // The target's line is cut in the middle (limit_data, then a FIN): the
 // forward ends at EOF and the half line is not relayed.
@@ -125,76 +164,6 @@ TEST(DroppedTaskFault, ForwardTargetResets) {
   expect_one_task(server, saw, "FORWARD 1 open\nFORWARD 1 failed: Connection reset by peer\n");
 }
 
-// A request cut in the middle, then a FIN: dropped at EOF, no task; the
-// same in both variants.
-TEST(DroppedTaskFault, ClientCutMidRequest) {
-  Server server;
-  EXPECT_TRUE(closecheck::NoLeaks([&] {
-    Proxy proxy(server.endpoint().port(), {.upstream = {.limit_data = 5, .limit_cut = Cut::half_close}});
-    auto client = client_of(proxy);
-    fixtures::send_all(client.get(), "PING 42\n");
-    std::string got;
-    EXPECT_EQ(ending(client.get(), &got), "eof") << "the server closed";
-    EXPECT_EQ(got, "");
-    client.reset();
-    ASSERT_TRUE(proxy.wait_idle());
-  }));
-  EXPECT_EQ(server.stats().loop.started, 0u);
-}
-
-// A client that says nothing, cut by a deadline (timeout closes it after
-// 200 ms): nothing to answer, so both variants close.
-TEST(DroppedTaskFault, SilentClientWithADeadline) {
-  Server server;
-  EXPECT_TRUE(closecheck::NoLeaks([&] {
-    Proxy proxy(server.endpoint().port(), {.upstream = {.timeout = 200ms}});
-    auto client = client_of(proxy);
-    EXPECT_EQ(ending(client.get()), "eof");
-    ASSERT_TRUE(proxy.wait_fired(What::timeout));
-    ASSERT_TRUE(closecheck::eventually([&] { return server.stats().connections == 0; }));
-  }));
-}
-
-// A zero-window client: it writes 5,000 PINGs and reads nothing until the
-// proxy stops stalling. Fixed: the server stops reading while 16 KiB of
-// replies are queued (tasks stay bounded), then answers every one.
-TEST(DroppedTaskFault, ZeroWindowClient) {
-  constexpr std::size_t requests = 5'000;
-  Server server;
-  std::optional<std::string> saw;
-  auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
-    Proxy proxy(server.endpoint().port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
-    auto client = client_of(proxy);
-    std::string all;
-    for (std::size_t i = 0; i < requests; ++i) all += "PING " + std::to_string(i) + "\n";
-    std::thread writer([&] {
-      try {
-        fixtures::send_all(client.get(), all);
-      } catch (const std::exception&) {
-      }
-      ::shutdown(client.get(), SHUT_WR);
-    });
-    EXPECT_TRUE(proxy.wait([](const Stats& s) { return s.bytes_upstream > 0; }));
-    EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
-    proxy.set({});
-    saw = transcript(client.get(), wait_for_answer());
-    ::shutdown(client.get(), SHUT_RDWR);
-    writer.join();
-  }, closecheck::Reclaim::keep, {.settle = answer_wait});
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-  auto stats = settled(server, requests, broken ? 1 : 0);
-  if (broken) {
-    EXPECT_EQ(saw, std::nullopt);
-    EXPECT_EQ(stats.loop.destroyed_pending, requests);
-  } else {
-    ASSERT_TRUE(saw);
-    std::string expected;
-    for (std::size_t i = 0; i < requests; ++i) expected += "PONG " + std::to_string(i) + "\n";
-    EXPECT_TRUE(*saw == expected) << "every reply, in order";
-    EXPECT_LE(stats.loop.peak_live, max_queued_bytes / 6 + 1);
-  }
-}
-
 // The client half-closes and never reads its replies, then closes with them
 // unread (an RST). Fixed: it had answered and closed already, nothing left.
 // Broken: nothing to read, so the close is a plain FIN, and the connection stays.
@@ -205,7 +174,7 @@ TEST(DroppedTaskFault, ClientNeverReadsTheReplies) {
   for (int i = 0; i < pings; ++i) expected_bytes += ("PONG " + std::to_string(i) + "\n").size();
   auto verdict = closecheck::expect_leaks(connection_left(server), [&] {
     Proxy proxy(server.endpoint().port());
-    auto client = client_of(proxy);
+    auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
     std::string all;
     for (int i = 0; i < pings; ++i) all += "PING " + std::to_string(i) + "\n";
     fixtures::send_all(client.get(), all);
