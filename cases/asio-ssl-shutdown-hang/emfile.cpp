@@ -1,25 +1,17 @@
 // asio-ssl-shutdown-hang: recovery from EMFILE (label fault).
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
-#include <atomic>
-#include <optional>
+#include <memory>
 
 #include "closecheck/gtest.hpp"
 #include "fixtures/fault/expect_emfile.hpp"
-#include "fixtures/fault/fd_limit.hpp"
-#include "fixtures/fault/proxy.hpp"
 #include "scenario.hpp"
 
 using namespace asio_ssl_shutdown_hang;
-using fixtures::fault::Cut;
-using fixtures::fault::ending;
+using fixtures::fault::EmfileRecovery;
 using fixtures::fault::FdLimitedServer;
 using fixtures::fault::LimitedServer;
-using fixtures::fault::Proxy;
-using fixtures::fault::What;
 using namespace std::chrono_literals;
-using closecheck::Reclaim;
 namespace ssl_error = boost::asio::ssl::error;
 
 namespace {
@@ -29,8 +21,8 @@ constexpr auto hang = 300ms;  // how long a broken server's missing answer is wa
 class Probe : public LimitedServer {
  public:
   std::uint16_t port() override { return server_.port(); }
-  std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
-  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  std::size_t accepted() override { return server_.accepted() - 1; }  // not the warm-up's
+  std::size_t accept_errors() override { return server_.accept_errors(); }
   std::shared_ptr<void> pause() override { return server_.pause(); }
   // One session end to end while descriptors are free; it is closed either
   // way (its peer answers the close_notify).
@@ -52,6 +44,12 @@ class Probe : public LimitedServer {
   Server server_;
 };
 
+// A connection, and once the server has accepted it, the TLS peer on it.
+struct Connection {
+  fixtures::UniqueFd fd;
+  std::unique_ptr<Peer> peer;
+};
+
 }  // namespace
 
 // Peers that stay connected exhaust RLIMIT_NOFILE (in a forked child); the
@@ -63,48 +61,33 @@ class Probe : public LimitedServer {
 // waiting peers are served. Broken: the stuck shutdowns keep every one of them
 // in CLOSE_WAIT, and the waiting peers' handshakes get no answer.
 TEST(AsioSslShutdownHangFault, RecoversFromEmfileWithoutSpinning) {
-  constexpr int headroom = 10, waiting = 3;
-  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
-  std::vector<std::unique_ptr<Peer>> served;
-  std::vector<fixtures::UniqueFd> queued;
-  for (int i = 0; i < 3 * headroom && queued.empty(); ++i) {
-    auto client = fixtures::connect_tcp("127.0.0.1", child.port());
-    ASSERT_TRUE(child.wait([&](const auto& c) { return c.accepted == served.size() + 1 || c.accept_errors > 0; }));
-    if (child.counts().accepted == served.size() + 1) served.push_back(std::make_unique<Peer>(std::move(client)));
-    else queued.push_back(std::move(client));
-  }
-  ASSERT_FALSE(queued.empty()) << "the limit was never reached";
-  for (int i = 1; i < waiting; ++i) queued.push_back(fixtures::connect_tcp("127.0.0.1", child.port()));
-
-  expect_accept_backs_off(child);
-  EXPECT_NEAR(static_cast<int>(served.size()), headroom, 2);
-
-  // A descriptor open only for a moment (when the limit was set, or when an
-  // accept failed) can have let a waiting peer in: it will be answered in both.
-  const auto before = child.counts().accepted, let_in = before - served.size();
-  std::vector<std::string> leaving;
-  for (auto& peer : served) {
-    EXPECT_EQ(peer->exchange("quit\n"), "ok: quit\n");
-    ASSERT_TRUE(peer->close_notify_arrived());
-    EXPECT_TRUE(peer->read_close_notify());
-    leaving.push_back(peer->address());
-  }
-  close_reaches_a_busy_server([&] { return child.pause(); }, "127.0.0.1:" + std::to_string(child.port()), [&] {
-    for (auto& peer : served) peer->close_tcp();  // FIN, no close_notify
-  }, leaving);
-  served.clear();
-  std::size_t answered = 0;
-  for (auto& c : queued) {
-    // A TLS handshake on the waiting connection: served once a descriptor is free.
-    try {
-      Peer peer(std::move(c), broken ? hang : 10s);
-      ++answered;
-    } catch (const std::exception& e) {
-      EXPECT_TRUE(broken) << "not served: " << e.what();
-    }
-  }
-  EXPECT_EQ(answered, broken ? let_in : queued.size());
-  EXPECT_EQ(child.counts().accepted, broken ? before : before - let_in + queued.size()) << "no peer accepted twice";
-  queued.clear();
-  EXPECT_EQ(child.stop(), 0);
+  EmfileRecovery<Connection>{
+      .server = [] { return std::make_unique<Probe>(); },
+      .connect = [](std::uint16_t port, bool) { return Connection{fixtures::connect_tcp("127.0.0.1", port), {}}; },
+      .served = [](Connection& c, std::size_t) { c.peer = std::make_unique<Peer>(std::move(c.fd)); },
+      .release = [](FdLimitedServer& child, std::vector<Connection>& served, std::vector<Connection>&) {
+        std::vector<std::string> leaving;
+        for (auto& c : served) {
+          EXPECT_EQ(c.peer->exchange("quit\n"), "ok: quit\n");
+          ASSERT_TRUE(c.peer->close_notify_arrived());
+          EXPECT_TRUE(c.peer->read_close_notify());
+          leaving.push_back(c.peer->address());
+        }
+        close_reaches_a_busy_server([&] { return child.pause(); }, "127.0.0.1:" + std::to_string(child.port()), [&] {
+          for (auto& c : served) c.peer->close_tcp();  // FIN, no close_notify
+        }, leaving);
+        served.clear();
+      },
+      .answered = [](Connection& c, std::size_t) {
+        // A TLS handshake on the waiting connection: served once a descriptor is free.
+        try {
+          Peer peer(std::move(c.fd), broken ? hang : 10s);
+          return true;
+        } catch (const std::exception& e) {
+          EXPECT_TRUE(broken) << "not served: " << e.what();
+          return false;
+        }
+      },
+      .recovers = !broken,
+  }.run();
 }

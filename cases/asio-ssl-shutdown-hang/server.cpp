@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "fixtures/backoff.hpp"
-
 namespace asio_ssl_shutdown_hang {
 
 namespace {
@@ -73,48 +71,26 @@ void session::close() {
   stream_.lowest_layer().close(ignored);
 }
 
-Server::Server(Options options)
-    : options_(std::move(options)),
-      tls_(ssl::context::tls_server),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-      retry_(io_),
-      endpoint_(acceptor_.local_endpoint()) {
+Server::Server(Options options) : options_(std::move(options)), tls_(ssl::context::tls_server) {
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
-  do_accept();
-  thread_ = std::thread([this] { io_.run(); });
+  serve([this](tcp::socket socket) { start_session(std::move(socket)); });
 }
 
 Server::~Server() {
-  asio::post(io_, [this] {
-    acceptor_.close();
-    retry_.cancel();
+  stop_serving([this] {
     for (auto& s : live()) s->close();
   });
-  thread_.join();
 }
 
-std::string Server::address() const { return "127.0.0.1:" + std::to_string(port()); }
-
-void Server::do_accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (!acceptor_.is_open()) return;
-    if (ec) {
-      // EMFILE, say: try again 50 ms later, not at once (a busy loop on a
-      // listener that stays readable while no descriptor is free).
-      record([](Stats& s) { ++s.accept_errors; });
-      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
-    }
-    record([](Stats& s) { ++s.accepted; });
-    auto s = std::make_shared<session>(std::move(socket), *this);
-    {
-      std::lock_guard lock(mutex_);
-      std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
-      sessions_.push_back(s);
-    }
-    s->start();
-    do_accept();
-  });
+void Server::start_session(tcp::socket socket) {
+  auto s = std::make_shared<session>(std::move(socket), *this);
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+    sessions_.push_back(s);
+  }
+  s->start();
 }
 
 void Server::disconnect_all() {

@@ -1,6 +1,7 @@
 // A TLS line server on Boost.Asio (ssl::stream over tcp::socket): for each
 // line a client sends it answers "ok: <line>". It listens on 127.0.0.1
-// (port 0) with the test CA's localhost certificate and runs on its own thread.
+// (port 0) with the test CA's localhost certificate and runs on its own thread
+// (fixtures::LoopbackServer).
 //
 // Each session keeps one read pending all the time, as a server does that
 // must notice messages and disconnects (Icinga 2's JSON-RPC connections do).
@@ -19,9 +20,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "fixtures/asio/loopback_server.hpp"
 #include "fixtures/park.hpp"
 #include "fixtures/watched.hpp"
 
@@ -34,7 +35,6 @@ using boost::system::error_code;
 
 // What the sessions did, for the tests.
 struct Stats {
-  std::size_t accepted = 0, accept_errors = 0;  // accept_errors: EMFILE, say (the server retries 50 ms later)
   std::size_t handshakes = 0, handshake_failures = 0, shutdowns_started = 0;
   std::size_t replies = 0;                 // answers written (to the kernel: not necessarily delivered)
   std::vector<error_code> reads_ended;     // how each session's read ended
@@ -64,7 +64,7 @@ class session : public std::enable_shared_from_this<session> {
   bool busy_ = true;  // in the handshake or a write
 };
 
-class Server {
+class Server : public fixtures::LoopbackServer {
  public:
   struct Options {
     // How long the fixed session waits for the peer's close_notify.
@@ -73,11 +73,7 @@ class Server {
   Server() : Server(Options{}) {}
   explicit Server(Options options);
   ~Server();  // closes every session hard, then joins the thread
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
-  std::uint16_t port() const { return endpoint_.port(); }
-  std::string address() const;  // "127.0.0.1:port"
   const Options& options() const { return options_; }
   ssl::context& tls() { return tls_; }
 
@@ -97,19 +93,14 @@ class Server {
   void record(const std::function<void(Stats&)>& change) { stats_.change(change); }
 
  private:
-  void do_accept();
+  void start_session(tcp::socket socket);
   std::vector<std::shared_ptr<session>> live() const;
 
   Options options_;
   ssl::context tls_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer retry_;  // the accept's back-off after an error
-  tcp::endpoint endpoint_;
   fixtures::Watched<Stats> stats_;
   mutable std::mutex mutex_;  // sessions_
   std::vector<std::weak_ptr<session>> sessions_;
-  std::thread thread_;
 };
 
 }  // namespace asio_ssl_shutdown_hang

@@ -1,7 +1,5 @@
 #include "server.hpp"
 
-#include "fixtures/backoff.hpp"
-
 namespace beast_ws_ssl_teardown {
 
 class Server::Session : public std::enable_shared_from_this<Session> {
@@ -74,44 +72,22 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   std::string reply_;
 };
 
-Server::Server(Behaviour behaviour)
-    : behaviour_(behaviour),
-      tls_(ssl::context::tls_server),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-      retry_(io_),
-      port_(acceptor_.local_endpoint().port()) {
+Server::Server(Behaviour behaviour) : behaviour_(behaviour), tls_(ssl::context::tls_server) {
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
-  do_accept();
-  thread_ = std::thread([this] { io_.run(); });
-}
-
-Server::~Server() {
-  asio::post(io_, [this] {
-    acceptor_.close();
-    retry_.cancel();
-    for (auto& weak : sessions_)
-      if (auto session = weak.lock()) session->stop();
-    kept_.clear();
-  });
-  thread_.join();
-}
-
-void Server::do_accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (!acceptor_.is_open()) return;  // closed by the destructor
-    if (ec) {
-      // EMFILE, say: try again 50 ms later, neither at once (a busy loop)
-      // nor never (a server that stops accepting for good).
-      ++accept_errors_;
-      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
-    }
-    ++accepted_;
+  serve([this](tcp::socket socket) {
     auto session = std::make_shared<Session>(std::move(socket), *this);
     std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
     sessions_.push_back(session);
     session->start();
-    do_accept();
+  });
+}
+
+Server::~Server() {
+  stop_serving([this] {
+    for (auto& weak : sessions_)
+      if (auto session = weak.lock()) session->stop();
+    kept_.clear();
   });
 }
 

@@ -1,6 +1,7 @@
 // A line server on Boost.Asio: for each line a client sends, it answers
-// "ok: <line>". It listens on 127.0.0.1 (port 0) and runs on its own thread.
-// broken.cpp and fixed.cpp each define the session; the rest is shared.
+// "ok: <line>". It listens on 127.0.0.1 (port 0) and runs on its own thread
+// (fixtures::LoopbackServer). broken.cpp and fixed.cpp each define the
+// session; the rest is shared.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -9,7 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
+
+#include "fixtures/asio/loopback_server.hpp"
 
 namespace close_wait_server {
 
@@ -44,7 +46,7 @@ class connection_manager {
 // Defined by the variant (broken.cpp or fixed.cpp).
 std::shared_ptr<session_base> make_session(tcp::socket socket, connection_manager& manager);
 
-class Server {
+class Server : public fixtures::LoopbackServer {
  public:
   struct Options {
     // Called on the server's thread when accept fails (e.g. EMFILE); the
@@ -54,23 +56,12 @@ class Server {
   Server() : Server(Options{}) {}
   explicit Server(Options options);
   ~Server();
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
-  tcp::endpoint endpoint() const { return endpoint_; }
   std::size_t sessions() const { return manager_.size(); }
   std::size_t orphaned_sessions() const { return manager_.orphaned(); }
 
  private:
-  void do_accept();
-
-  Options options_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer retry_;
   connection_manager manager_;
-  tcp::endpoint endpoint_;
-  std::thread thread_;
 };
 
 }  // namespace close_wait_server

@@ -9,8 +9,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "fixtures/backoff.hpp"
-
 namespace dropped_task {
 
 Connection::Connection(tcp::socket socket, Loop& loop, Registry& registry)
@@ -195,33 +193,27 @@ void Connection::fail_queued() {
   queued_bytes_ = 0;
 }
 
-Server::Server(Options options)
-    : options_(std::move(options)),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-      retry_(io_),
-      endpoint_(acceptor_.local_endpoint()) {
-  do_accept();
-  thread_ = std::thread([this] { io_.run(); });
+Server::Server(Options options) {
+  serve([this](tcp::socket socket) {
+    auto c = std::make_shared<Connection>(std::move(socket), loop_, connections_);
+    connections_.insert(c);
+    c->start();
+  }, std::move(options.on_accept_error));  // EMFILE, ENFILE, ENOBUFS...: it backs off instead of spinning
 }
 
 Server::~Server() {
-  asio::post(io_, [this] {
-    acceptor_.close();
-    retry_.cancel();
+  stop_serving([this] {
     for (auto& c : Registry(connections_)) c->close();
   });
-  thread_.join();
 }
-
-std::string Server::address() const { return "127.0.0.1:" + std::to_string(endpoint_.port()); }
 
 Server::Stats Server::stats() {
   auto result = std::make_shared<std::promise<Stats>>();
   auto f = result->get_future();
   asio::post(io_, [this, result] {
     Stats s;
-    s.accepted = accepted_;
-    s.accept_errors = accept_errors_;
+    s.accepted = accepted();
+    s.accept_errors = accept_errors();
     s.connections = connections_.size();
     for (auto& c : connections_) {
       s.tasks_held += c->tasks_held();
@@ -233,22 +225,6 @@ Server::Stats Server::stats() {
   if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
     throw std::runtime_error("the server's thread did not answer within 10 s");
   return f.get();
-}
-
-void Server::do_accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (ec) {  // EMFILE, ENFILE, ENOBUFS...: back off instead of spinning on accept
-      ++accept_errors_;
-      if (options_.on_accept_error) options_.on_accept_error(ec);
-      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
-    }
-    ++accepted_;
-    auto c = std::make_shared<Connection>(std::move(socket), loop_, connections_);
-    connections_.insert(c);
-    c->start();
-    do_accept();
-  });
 }
 
 }  // namespace dropped_task

@@ -24,8 +24,8 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 
+#include "fixtures/asio/loopback_server.hpp"
 #include "task.hpp"
 
 namespace dropped_task {
@@ -117,8 +117,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   TaskSet tasks_;  // the strong set: filled by fixed.cpp's create_task only
 };
 
-// Listens on 127.0.0.1 (port 0) and runs its io_context on its own thread.
-class Server {
+// Listens on 127.0.0.1 (port 0) and runs its io_context on its own thread
+// (fixtures::LoopbackServer).
+class Server : public fixtures::LoopbackServer {
  public:
   struct Options {
     // Called on the server's thread when accept fails (e.g. EMFILE); the
@@ -137,25 +138,14 @@ class Server {
   Server() : Server(Options{}) {}
   explicit Server(Options options);
   ~Server();  // closes every connection, then waits for the tasks in flight to finish
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  tcp::endpoint endpoint() const { return endpoint_; }
-  std::string address() const;  // "127.0.0.1:port", as ss prints it
-  Stats stats();                 // read on the server's thread
+  Stats stats();  // read on the server's thread
 
  private:
-  void do_accept();
-
-  Loop loop_{io_};  // declared first, destroyed last: tasks destroyed with io_ still report to it
-  Options options_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer retry_;
+  // The Loop goes before io_ (LoopbackServer's): the destructor's join
+  // returns once io_ has run out of work, so no task is left for io_ to
+  // destroy, and none reports to a Loop that is gone.
+  Loop loop_{io_};
   Registry connections_;
-  std::size_t accepted_ = 0, accept_errors_ = 0;
-  tcp::endpoint endpoint_;
-  std::thread thread_;
 };
 
 }  // namespace dropped_task

@@ -3,25 +3,23 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <thread>
+#include <optional>
 
 #include "closecheck/gtest.hpp"
 #include "fixtures/fault/expect_emfile.hpp"
-#include "fixtures/fault/fd_limit.hpp"
-#include "fixtures/fault/proxy.hpp"
 #include "scenario.hpp"
 
 using namespace dropped_task;
 using namespace fixtures::fault;
-using closecheck::TcpState;
+using namespace std::chrono_literals;
 
 namespace {
 
 class Probe : public LimitedServer {
  public:
-  std::uint16_t port() override { return server_.endpoint().port(); }
-  std::size_t accepted() override { return server_.stats().accepted - 1; }  // not the warm-up's
-  std::size_t accept_errors() override { return server_.stats().accept_errors; }
+  std::uint16_t port() override { return server_.port(); }
+  std::size_t accepted() override { return server_.accepted() - 1; }  // not the warm-up's
+  std::size_t accept_errors() override { return server_.accept_errors(); }
   void warm_up() override {
     auto client = connect(server_);
     fixtures::send_all(client.get(), "PING warm-up\n");
@@ -43,34 +41,33 @@ class Probe : public LimitedServer {
 // waited in the backlog; the broken one keeps them in CLOSE_WAIT (their PINGs
 // were never answered) and never gets to the others.
 TEST(DroppedTaskFault, RecoversFromEmfileWithoutSpinning) {
-  constexpr int headroom = 10, waiting = 3;
-  FdLimitedServer child([] { return std::make_unique<Probe>(); }, headroom);
   std::size_t n = 0;
-  auto clients = child.fill([&](std::uint16_t port) {
-    auto c = fixtures::connect_tcp("127.0.0.1", port);
-    fixtures::send_all(c.get(), "PING " + std::to_string(n++) + "\n");
-    return c;
-  }, waiting, 3 * headroom);
-
-  auto served = expect_backs_off(child, clients.size(), headroom);  // the first ones, in connect order
-  ASSERT_LT(served, clients.size());
   // Broken: no client is answered. They share one missing_wait, not one each.
-  auto silence_ends = std::chrono::steady_clock::now() + missing_wait;
+  std::optional<std::chrono::steady_clock::time_point> silence_ends;
   auto wait = [&] {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(silence_ends - std::chrono::steady_clock::now());
+    if (!silence_ends) silence_ends = std::chrono::steady_clock::now() + missing_wait;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*silence_ends - std::chrono::steady_clock::now());
     return broken ? std::max(left, 0ms) : answer_wait;
   };
-  for (std::size_t i = 0; i < served; ++i) {
-    auto reply = fixtures::read_until(clients[i].get(), '\n', wait());
-    ASSERT_EQ(reply, broken ? std::nullopt : std::optional<std::string>("PONG " + std::to_string(i) + "\n"));
-    clients[i].reset();  // FIN
-  }
-  for (std::size_t i = served; i < clients.size(); ++i) {
-    auto reply = fixtures::read_until(clients[i].get(), '\n', wait());
-    if (broken) EXPECT_EQ(reply, std::nullopt) << "never accepted: the first clients' fds stay in CLOSE_WAIT";
-    else ASSERT_EQ(reply, "PONG " + std::to_string(i) + "\n") << "served once fds were free";
-  }
-  EXPECT_EQ(child.counts().accepted, broken ? served : clients.size());
-  clients.clear();
-  EXPECT_EQ(child.stop(), 0);
+  auto pong = [](std::size_t i) { return "PONG " + std::to_string(i) + "\n"; };
+  EmfileRecovery<>{
+      .server = [] { return std::make_unique<Probe>(); },
+      .connect = [&](std::uint16_t port, bool) {
+        auto c = fixtures::connect_tcp("127.0.0.1", port);
+        fixtures::send_all(c.get(), "PING " + std::to_string(n++) + "\n");
+        return c;
+      },
+      .served = [&](fixtures::UniqueFd& c, std::size_t i) {
+        auto reply = fixtures::read_until(c.get(), '\n', wait());
+        ASSERT_EQ(reply, broken ? std::nullopt : std::optional<std::string>(pong(i)));
+        c.reset();  // FIN
+      },
+      .answered = [&](fixtures::UniqueFd& c, std::size_t i) {
+        auto reply = fixtures::read_until(c.get(), '\n', wait());
+        if (broken) EXPECT_EQ(reply, std::nullopt) << "never accepted: the first clients' fds stay in CLOSE_WAIT";
+        else [&] { ASSERT_EQ(reply, pong(i)) << "served once fds were free"; }();
+        return reply.has_value();
+      },
+      .recovers = !broken,
+  }.run();
 }

@@ -7,8 +7,6 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "fixtures/backoff.hpp"
-
 namespace inherited_socket {
 
 void set_close_on_exec(int fd) {
@@ -106,40 +104,16 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
-Server::Server(Helpers& helpers, Options options)
-    : helpers_(helpers),
-      options_(std::move(options)),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-      retry_(io_),
-      endpoint_(acceptor_.local_endpoint()) {
+Server::Server(Helpers& helpers, Options options) : helpers_(helpers), options_(std::move(options)) {
   adopt(acceptor_);
-  do_accept();
-  thread_ = std::thread([this] { io_.run(); });
+  serve([this](tcp::socket socket) {
+    adopt(socket);
+    std::make_shared<session>(std::move(socket), helpers_, options_)->start();
+  }, options_.on_accept_error);
 }
 
 Server::~Server() {
-  asio::post(io_, [this] {
-    acceptor_.close();
-    retry_.cancel();
-    io_.stop();  // idle sessions are destroyed with io_, closing their sockets
-  });
-  thread_.join();
-}
-
-std::string Server::address() const { return "127.0.0.1:" + std::to_string(endpoint_.port()); }
-
-void Server::do_accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (ec) {
-      if (options_.on_accept_error) options_.on_accept_error(ec);
-      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
-    }
-    ++accepted_;
-    adopt(socket);
-    std::make_shared<session>(std::move(socket), helpers_, options_)->start();
-    do_accept();
-  });
+  stop_serving([this] { io_.stop(); });  // idle sessions are destroyed with io_, closing their sockets
 }
 
 }  // namespace inherited_socket

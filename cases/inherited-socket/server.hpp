@@ -2,20 +2,20 @@
 // "pong" and keeps reading; for "spawn" it starts the helper (by default
 // `cat`, which runs until its stdin closes), answers "started <pid>" and
 // closes the connection. Anything else gets "error: ..." and a close.
-// It listens on 127.0.0.1 (port 0) and runs on its own thread.
+// It listens on 127.0.0.1 (port 0) and runs on its own thread
+// (fixtures::LoopbackServer).
 // broken.cpp and fixed.cpp each define adopt(); the rest is shared.
 #pragma once
 
-#include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "fixtures/asio/loopback_server.hpp"
 #include "fixtures/process.hpp"
 
 namespace inherited_socket {
@@ -51,7 +51,7 @@ class Helpers {
   std::vector<std::unique_ptr<fixtures::Process>> running_;
 };
 
-class Server {
+class Server : public fixtures::LoopbackServer {
  public:
   struct Options {
     std::vector<std::string> helper{"cat"};
@@ -63,25 +63,12 @@ class Server {
   explicit Server(Helpers& helpers) : Server(helpers, Options{}) {}
   Server(Helpers& helpers, Options options);
   ~Server();
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
-  tcp::endpoint endpoint() const { return endpoint_; }
-  std::string address() const;  // "127.0.0.1:PORT", as ss shows it
   int listening_fd() { return acceptor_.native_handle(); }
-  std::size_t accepted() const { return accepted_; }  // connections accepted so far
 
  private:
-  void do_accept();
-
   Helpers& helpers_;
   Options options_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer retry_;
-  std::atomic<std::size_t> accepted_{0};
-  tcp::endpoint endpoint_;
-  std::thread thread_;
 };
 
 }  // namespace inherited_socket

@@ -4,8 +4,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "fixtures/backoff.hpp"
-
 namespace stopped_context {
 
 class session : public std::enable_shared_from_this<session> {
@@ -66,13 +64,12 @@ std::size_t connection_manager::size() const {
       std::count_if(sessions_.begin(), sessions_.end(), [](const auto& w) { return !w.expired(); }));
 }
 
-Server::Server(Options options)
-    : options_(std::move(options)),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-      retry_(io_),
-      endpoint_(acceptor_.local_endpoint()) {
-  do_accept();
-  thread_ = std::thread([this] { io_.run(); });
+Server::Server(Options options) {
+  serve([this](tcp::socket socket) {
+    auto s = std::make_shared<session>(std::move(socket));
+    manager_.add(s);
+    s->start();
+  }, std::move(options.on_accept_error));
 }
 
 Server::~Server() { stop(); }
@@ -80,21 +77,7 @@ Server::~Server() { stop(); }
 void Server::restart() {
   if (running()) throw std::logic_error("Server::restart(): the server is running; stop() it first");
   io_.restart();
-  thread_ = std::thread([this] { io_.run(); });
-}
-
-void Server::do_accept() {
-  acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (ec) {
-      if (options_.on_accept_error) options_.on_accept_error(ec);
-      return fixtures::retry_after(retry_, std::chrono::milliseconds(50), [this] { do_accept(); });
-    }
-    auto s = std::make_shared<session>(std::move(socket));
-    manager_.add(s);
-    s->start();
-    do_accept();
-  });
+  run();
 }
 
 }  // namespace stopped_context

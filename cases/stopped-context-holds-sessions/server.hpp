@@ -1,6 +1,7 @@
 // A line server on Boost.Asio that can be stopped and restarted: for each line
 // a client sends it answers "ok: <line>". It listens on 127.0.0.1 (port 0) and
-// runs its io_context on a thread of its own while it is started.
+// runs its io_context on a thread of its own while it is started
+// (fixtures::LoopbackServer: io_ and thread_ are its).
 // broken.cpp and fixed.cpp each define Server::stop(); the rest is shared.
 #pragma once
 
@@ -9,8 +10,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
+
+#include "fixtures/asio/loopback_server.hpp"
 
 namespace stopped_context {
 
@@ -37,7 +39,7 @@ class connection_manager {
   std::vector<std::weak_ptr<session>> sessions_;
 };
 
-class Server {
+class Server : public fixtures::LoopbackServer {
  public:
   struct Options {
     // Called on the server's thread when accept fails (e.g. EMFILE); the
@@ -47,8 +49,6 @@ class Server {
   Server() : Server(Options{}) {}  // starts
   explicit Server(Options options);
   ~Server();  // stops, then destroys the io_context (and the handlers it still holds)
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
 
   // Defined by the variant. Returns once the io_context's thread has ended;
   // the Server, and its io_context, stay alive so that restart() can resume.
@@ -58,19 +58,10 @@ class Server {
   void restart();
 
   bool running() const { return thread_.joinable(); }
-  tcp::endpoint endpoint() const { return endpoint_; }
   std::size_t sessions() const { return manager_.size(); }
 
  private:
-  void do_accept();
-
-  asio::io_context io_;  // first member: destroyed last, after everything that uses it
-  Options options_;
-  tcp::acceptor acceptor_;
-  asio::steady_timer retry_;
   connection_manager manager_;
-  tcp::endpoint endpoint_;
-  std::thread thread_;
 };
 
 }  // namespace stopped_context
