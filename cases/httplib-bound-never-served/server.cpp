@@ -3,8 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "closecheck/closecheck.hpp"
-#include "closecheck/eventually.hpp"
+#include "closecheck/eventually.hpp"  // and closecheck.hpp: Options
 
 namespace httplib_bound_never_served {
 
