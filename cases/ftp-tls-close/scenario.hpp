@@ -12,6 +12,7 @@
 
 #include "client.hpp"
 #include "closecheck/closecheck.hpp"
+#include "closecheck/eventually.hpp"
 #include "fixtures/corpus.hpp"  // mark(): the report's time axis
 #include "fixtures/variant.hpp"
 #include "server.hpp"
