@@ -7,18 +7,21 @@
 // the child's copy is asserted (state, addresses) and the missing FIN is a
 // hang cut by a deadline, until the helper is ended. EMFILE: the shared
 // server backs off, and recovers in both variants (the leak is in cat's fd
-// table, not the server's).
+// table, not the server's: emfile.cpp).
+// The fault matrix (fixtures/fault/matrix.hpp) runs the faults: each row
+// plays its own client (Fault::custom) through the fault's toxics, and the
+// leak check of this process expects nothing in either variant (the leak is
+// cat's): the clients and the helper's pipe are gone by the block's end.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "closecheck/gtest.hpp"
-#include "fixtures/fault/expect_emfile.hpp"
-#include "fixtures/fault/fd_limit.hpp"
-#include "fixtures/fault/proxy.hpp"
+#include "fixtures/fault/matrix.hpp"
 #include "scenario.hpp"
 
 using namespace inherited_socket;
@@ -27,8 +30,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The server and its helpers (cat).
+struct Host {
+  Helpers helpers;
+  Server server{helpers};
+};
+
+const Scenario<Host> scenario{
+    .suite = "InheritedSocketFault",
+    .port = [](const Host& h) { return h.server.endpoint().port(); },
+    .hang = hang,
+};
+
 // How the server's close looks from the client while the helper lives.
-std::string expected_close() { return broken ? "open" : "eof"; }
+const std::string expected_close = broken ? "open" : "eof";
+const milliseconds deadline = broken ? hang : milliseconds(10s);
 
 // Broken: cat's copy of the server side of one connection through the proxy
 // (the server's peer is the proxy, any port), in `state`; fixed: nothing.
@@ -82,131 +98,143 @@ bool holds_inode(pid_t pid, ino_t inode) {
   return false;
 }
 
+// What a row's client leaves for helper_exits: the helper and the clients
+// still waiting for their server's FIN.
+struct Waiting {
+  pid_t helper = 0;
+  std::vector<fixtures::UniqueFd> clients;
+};
+void wait_for_fin(Seen& seen, pid_t helper, std::vector<fixtures::UniqueFd> clients) {
+  seen.state = std::make_shared<Waiting>(Waiting{helper, std::move(clients)});
+}
+std::vector<fixtures::UniqueFd> one(fixtures::UniqueFd fd) {
+  std::vector<fixtures::UniqueFd> v;
+  v.push_back(std::move(fd));
+  return v;
+}
+
+// The end of a row, in the block: cat is ended (the reclaim, broken), each
+// client then gets its FIN, and cat holds nothing.
+const auto helper_exits = [](Host& h, Proxy&, Seen& seen) {
+  auto& w = *std::any_cast<std::shared_ptr<Waiting>>(seen.state);
+  EXPECT_TRUE(h.helpers.release());  // reclaim (broken): cat's exit closes its copy
+  for (auto& c : w.clients) EXPECT_EQ(ending(c.get()), "eof");
+  expect_held(w.helper, {});
+  w.clients.clear();
+};
+
+const bool registered = register_matrix(scenario, {
+    // The client half-closes right after its request: its FIN reaches a socket
+    // only cat holds (broken), which goes to CLOSE_WAIT there; the server's FIN
+    // never comes back until cat exits.
+    {.name = "ClientHalfClosesWhileTheHelperLives", .fault = Fault::custom,
+     .expect = {.ending = expected_close, .settle = helper_exits},
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       auto t = spawn_through(proxy, [](int fd) { ::shutdown(fd, SHUT_WR); });
+       expect_held(t.helper, in_helper(h.server, TcpState::close_wait));
+       seen.ending = ending(t.client.get(), nullptr, deadline);
+       // Fixed: both FINs pass the proxy, in either order (the server may close
+       // before the proxy has read the client's). Broken: only the client's.
+       if (broken) EXPECT_EQ(proxy.stats().fired(What::eof), 1u) << "the server's FIN held back";
+       else EXPECT_TRUE(proxy.wait_fired(What::eof, 2)) << "the server's FIN passed on";
+       wait_for_fin(seen, t.helper, one(std::move(t.client)));
+     }},
+    // The client resets (SO_LINGER 0) and the proxy passes the RST on. Broken: no
+    // FIN came first; the RST ends the connection, but cat keeps a descriptor for
+    // the dead socket, which has left the TCP tables: only its fd table shows it.
+    {.name = "ClientResetsWhileTheHelperHoldsIt", .fault = Fault::custom,
+     .expect = {.ending = expected_close},
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       auto t = spawn_through(proxy);
+       expect_held(t.helper, in_helper(h.server, TcpState::established));
+       ino_t inode = 0;
+       if (broken) {
+         auto held = held_by(t.helper);
+         ASSERT_EQ(held.size(), 1u);
+         inode = held[0].socket.inode;
+       }
+       seen.ending = ending(t.client.get(), nullptr, deadline);
+       fixtures::set_linger_zero(t.client.get());
+       t.client.reset();  // RST
+       ASSERT_TRUE(proxy.wait_fired(What::reset));
+       ASSERT_TRUE(proxy.wait_idle());
+       expect_held(t.helper, {});  // nothing in any TCP table
+       if (broken) EXPECT_TRUE(holds_inode(t.helper, inode)) << "cat's copy of the reset socket";
+       EXPECT_TRUE(h.helpers.release());
+     }},
+    // A second connection, open (after a ping) when the helper starts, has its
+    // next request cut in the middle: limit_data lets "ping\nspa" through, then a
+    // FIN. The server ends that session at EOF and closes; broken, cat's copy
+    // takes the FIN (CLOSE_WAIT) and sends none back. No answer to the half request.
+    {.name = "RequestCutOnAConnectionTheHelperInherited", .fault = Fault::custom,
+     .expect = {.ending = expected_close, .got = "", .settle = helper_exits},
+     .toxics = toxics(Fault::cut_mid_request, 8),
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       auto open = fixtures::connect_tcp("127.0.0.1", proxy.port());
+       fixtures::send_all(open.get(), "ping\n");
+       ASSERT_EQ(fixtures::read_until(open.get(), '\n', 10s), "pong\n");
+       auto s = spawn_helper(h.server);  // directly: this connection is not cut
+       fixtures::send_all(open.get(), "spawn\n");
+       ASSERT_TRUE(proxy.wait_fired(What::limit_data));
+       auto expected = in_helper(h.server, TcpState::close_wait);
+       if (broken) expected.push_back({TcpState::established, h.server.address(), s.client_address});
+       expect_held(s.helper, expected);
+       seen.ending = ending(open.get(), &seen.got, deadline);
+       EXPECT_EQ(ending(s.client.get(), nullptr, deadline), expected_close);
+       EXPECT_EQ(h.helpers.pids().size(), 1u) << "the cut request started nothing";
+       auto clients = one(std::move(open));
+       clients.push_back(std::move(s.client));
+       wait_for_fin(seen, s.helper, std::move(clients));
+     }},
+    // A zero-window reader: the proxy stops reading answers (4 KiB buffers) while
+    // the client pipelines 20,000 pings and a spawn; then it reads again. Every
+    // answer arrives, in order: the data is in the socket, which cat shares. Only
+    // the FIN depends on the last descriptor.
+    {.name = "ZeroWindowReaderGetsEveryAnswerButNoClose", .fault = Fault::custom,
+     .expect = {.ending = expected_close, .settle = helper_exits},
+     .toxics = toxics(Fault::zero_window),
+     .proxy = proxy_options(Fault::zero_window),
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       constexpr int pings = 20'000;
+       auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
+       std::string all;
+       for (int i = 0; i < pings; ++i) all += "ping\n";
+       std::thread writer([&] {
+         try {
+           fixtures::send_all(client.get(), all + "spawn\n");
+         } catch (const std::exception&) {  // the test fails on the missing answers
+         }
+       });
+       EXPECT_TRUE(proxy.wait([](const Stats& st) { return st.bytes_upstream > 0; }));
+       EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
+       proxy.set({});  // the client reads again
+       auto got = read_lines(client.get(), pings + 1);
+       if (!got) ::shutdown(client.get(), SHUT_RDWR);  // bounded: ends a writer still blocked
+       writer.join();
+       ASSERT_TRUE(got) << "the answers stopped";
+       std::string pongs;
+       for (int i = 0; i < pings; ++i) pongs += "pong\n";
+       ASSERT_TRUE(got->size() > pongs.size() && got->compare(0, pongs.size(), pongs) == 0)
+           << "every answer, in order (" << got->size() << " bytes)";
+       auto last = got->substr(pongs.size());
+       ASSERT_EQ(last.rfind("started ", 0), 0u) << last;
+       auto helper = static_cast<pid_t>(std::stol(last.substr(8)));
+       expect_held(helper, in_helper(h.server, TcpState::established));
+       seen.ending = ending(client.get(), nullptr, deadline);
+       wait_for_fin(seen, helper, one(std::move(client)));
+     }},
+    // A slow client: the request arrives a byte a millisecond, the answer (and the
+    // FIN after it) 50 ms late. The delay changes nothing: the FIN is missing
+    // while cat lives, and comes at once when it is fixed.
+    {.name = "TrickledRequestAndLateAnswer", .fault = Fault::custom,
+     .expect = {.ending = expected_close, .settle = helper_exits},
+     .toxics = toxics(Fault::latency_and_slicer),
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       auto t = spawn_through(proxy);
+       expect_held(t.helper, in_helper(h.server, TcpState::established));
+       seen.ending = ending(t.client.get(), nullptr, deadline);
+       wait_for_fin(seen, t.helper, one(std::move(t.client)));
+     }},
+});
+
 }  // namespace
-
-// The client half-closes right after its request: its FIN reaches a socket
-// only cat holds (broken), which goes to CLOSE_WAIT there; the server's FIN
-// never comes back until cat exits.
-TEST(InheritedSocketFault, ClientHalfClosesWhileTheHelperLives) {
-  Helpers helpers;
-  Server server(helpers);
-  Proxy proxy(server.endpoint().port());
-  auto t = spawn_through(proxy, [](int fd) { ::shutdown(fd, SHUT_WR); });
-  expect_held(t.helper, in_helper(server, TcpState::close_wait));
-  EXPECT_EQ(ending(t.client.get(), nullptr, broken ? hang : 10s), expected_close());
-  // Fixed: both FINs pass the proxy, in either order (the server may close
-  // before the proxy has read the client's). Broken: only the client's.
-  if (broken) EXPECT_EQ(proxy.stats().fired(What::eof), 1u) << "the server's FIN held back";
-  else EXPECT_TRUE(proxy.wait_fired(What::eof, 2)) << "the server's FIN passed on";
-  EXPECT_TRUE(helpers.release());  // reclaim (broken): cat's exit closes its copy
-  EXPECT_EQ(ending(t.client.get()), "eof");
-  expect_held(t.helper, {});
-}
-
-// The client resets (SO_LINGER 0) and the proxy passes the RST on. Broken: no
-// FIN came first; the RST ends the connection, but cat keeps a descriptor for
-// the dead socket, which has left the TCP tables: only its fd table shows it.
-TEST(InheritedSocketFault, ClientResetsWhileTheHelperHoldsIt) {
-  Helpers helpers;
-  Server server(helpers);
-  Proxy proxy(server.endpoint().port());
-  auto t = spawn_through(proxy);
-  expect_held(t.helper, in_helper(server, TcpState::established));
-  ino_t inode = 0;
-  if (broken) {
-    auto held = held_by(t.helper);
-    ASSERT_EQ(held.size(), 1u);
-    inode = held[0].socket.inode;
-  }
-  EXPECT_EQ(ending(t.client.get(), nullptr, broken ? hang : 10s), expected_close());
-  fixtures::set_linger_zero(t.client.get());
-  t.client.reset();  // RST
-  ASSERT_TRUE(proxy.wait_fired(What::reset));
-  ASSERT_TRUE(proxy.wait_idle());
-  expect_held(t.helper, {});  // nothing in any TCP table
-  if (broken) EXPECT_TRUE(holds_inode(t.helper, inode)) << "cat's copy of the reset socket";
-  EXPECT_TRUE(helpers.release());
-}
-
-// A second connection, open (after a ping) when the helper starts, has its
-// next request cut in the middle: limit_data lets "ping\nspa" through, then a
-// FIN. The server ends that session at EOF and closes; broken, cat's copy
-// takes the FIN (CLOSE_WAIT) and sends none back.
-TEST(InheritedSocketFault, RequestCutOnAConnectionTheHelperInherited) {
-  Helpers helpers;
-  Server server(helpers);
-  Proxy proxy(server.endpoint().port(), {.upstream = {.limit_data = 8, .limit_cut = Cut::half_close}});
-  auto open = fixtures::connect_tcp("127.0.0.1", proxy.port());
-  fixtures::send_all(open.get(), "ping\n");
-  ASSERT_EQ(fixtures::read_until(open.get(), '\n', 10s), "pong\n");
-  auto s = spawn_helper(server);  // directly: this connection is not cut
-  fixtures::send_all(open.get(), "spawn\n");
-  ASSERT_TRUE(proxy.wait_fired(What::limit_data));
-  auto expected = in_helper(server, TcpState::close_wait);
-  if (broken) expected.push_back({TcpState::established, server.address(), s.client_address});
-  expect_held(s.helper, expected);
-  std::string got;
-  EXPECT_EQ(ending(open.get(), &got, broken ? hang : 10s), expected_close());
-  EXPECT_EQ(got, "") << "no answer to the half request";
-  EXPECT_EQ(ending(s.client.get(), nullptr, broken ? hang : 10s), expected_close());
-  EXPECT_EQ(helpers.pids().size(), 1u) << "the cut request started nothing";
-  EXPECT_TRUE(helpers.release());
-  EXPECT_EQ(ending(open.get()), "eof");
-  EXPECT_EQ(ending(s.client.get()), "eof");
-  expect_held(s.helper, {});
-}
-
-// A zero-window reader: the proxy stops reading answers (4 KiB buffers) while
-// the client pipelines 20,000 pings and a spawn; then it reads again. Every
-// answer arrives, in order: the data is in the socket, which cat shares. Only
-// the FIN depends on the last descriptor.
-TEST(InheritedSocketFault, ZeroWindowReaderGetsEveryAnswerButNoClose) {
-  constexpr int pings = 20'000;
-  Helpers helpers;
-  Server server(helpers);
-  Proxy proxy(server.endpoint().port(), {.downstream = {.stall = true}}, {.rcvbuf = 4096});
-  auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
-  std::string all;
-  for (int i = 0; i < pings; ++i) all += "ping\n";
-  std::thread writer([&] {
-    try {
-      fixtures::send_all(client.get(), all + "spawn\n");
-    } catch (const std::exception&) {  // the test fails on the missing answers
-    }
-  });
-  EXPECT_TRUE(proxy.wait([](const Stats& st) { return st.bytes_upstream > 0; }));
-  EXPECT_EQ(proxy.stats().bytes_downstream, 0u);
-  proxy.set({});  // the client reads again
-  auto got = read_lines(client.get(), pings + 1);
-  if (!got) ::shutdown(client.get(), SHUT_RDWR);  // bounded: ends a writer still blocked
-  writer.join();
-  ASSERT_TRUE(got) << "the answers stopped";
-  std::string pongs;
-  for (int i = 0; i < pings; ++i) pongs += "pong\n";
-  ASSERT_TRUE(got->size() > pongs.size() && got->compare(0, pongs.size(), pongs) == 0)
-      << "every answer, in order (" << got->size() << " bytes)";
-  auto last = got->substr(pongs.size());
-  ASSERT_EQ(last.rfind("started ", 0), 0u) << last;
-  auto helper = static_cast<pid_t>(std::stol(last.substr(8)));
-  expect_held(helper, in_helper(server, TcpState::established));
-  EXPECT_EQ(ending(client.get(), nullptr, broken ? hang : 10s), expected_close());
-  EXPECT_TRUE(helpers.release());
-  EXPECT_EQ(ending(client.get()), "eof");
-  expect_held(helper, {});
-}
-
-// A slow client: the request arrives a byte a millisecond, the answer (and the
-// FIN after it) 50 ms late. The delay changes nothing: the FIN is missing
-// while cat lives, and comes at once when it is fixed.
-TEST(InheritedSocketFault, TrickledRequestAndLateAnswer) {
-  Helpers helpers;
-  Server server(helpers);
-  Proxy proxy(server.endpoint().port(), {.upstream = {.slice_bytes = 1, .slice_delay = 1ms},
-                                         .downstream = {.latency = 50ms}});
-  auto t = spawn_through(proxy);
-  expect_held(t.helper, in_helper(server, TcpState::established));
-  EXPECT_EQ(ending(t.client.get(), nullptr, broken ? hang : 10s), expected_close());
-  EXPECT_TRUE(helpers.release());
-  EXPECT_EQ(ending(t.client.get()), "eof");
-  expect_held(t.helper, {});
-}
