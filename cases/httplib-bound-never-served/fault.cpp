@@ -10,14 +10,16 @@
 // - A connection the server did serve. The fix changes nothing there (after
 //   serving, stop() has already let go of the listener): a reset in the middle
 //   of a request, a half-close after it; the server closes that connection,
-//   goes on serving, and leaves nothing, in both variants.
+//   goes on serving, and leaves nothing, in both variants. These two are rows
+//   of the fault matrix (fixtures/fault/matrix.hpp); the abandoned port, with
+//   no server to put a proxy in front of, stays three TESTs.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "closecheck/gtest.hpp"
 #include "closecheck/netns.hpp"
-#include "fixtures/fault/proxy.hpp"
+#include "fixtures/fault/matrix.hpp"
 #include "scenario.hpp"
 
 using namespace httplib_bound_never_served;
@@ -35,11 +37,11 @@ struct Abandoned {
 
 Abandoned abandon() {
   std::vector<int> ports;
-  auto verdict = closecheck::expect_leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); },
-                                          closecheck::Reclaim::keep);  // closed by the test, after its clients
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  // Reclaim::keep: closed by the test, after its clients.
+  auto leaks = closecheck::Leaks(expected_after(1, ports), [&] { ports.push_back(failed_start()); });
+  EXPECT_TRUE(leaks);
   Abandoned a{static_cast<std::uint16_t>(ports.at(0))};
-  if (broken && verdict.leaked.size() == 1) a.listener = verdict.leaked[0].number;
+  if (broken && leaks.leaked.size() == 1) a.listener = leaks.leaked[0].number;
   return a;
 }
 
@@ -124,52 +126,65 @@ TEST(BoundNeverServedFault, SilentPeerThroughAProxyFindsThePortUp) {
   EXPECT_EQ(ending(client.get()), "reset");
 }
 
-// A server that did serve, and a client whose request is cut by an RST after
-// 20 bytes: the server's worker ends that connection, the server goes on
-// serving, and stopping it leaves nothing.
-TEST(BoundNeverServedFault, ResetMidRequestOnAServedServer) {
+namespace {
+
+// A server that did serve (both variants the same), on a document root with
+// hello.txt. The matrix's check covers the proxy and the client; the
+// scenario's then() stops the server and checks what it leaves since before it
+// started.
+struct Served {
   Root root;
-  EXPECT_TRUE(closecheck::NoLeaks([&] {
-    FileServer server({.root = root.path()});
-    {
-      Proxy proxy(static_cast<std::uint16_t>(server.port()), {.upstream = {.limit_data = 20, .limit_cut = Cut::reset}});
-      auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
-      fixtures::send_all(client.get(), get("/hello.txt"));
-      EXPECT_TRUE(proxy.wait_fired(What::limit_data));
-      EXPECT_EQ(ending(client.get()), "reset");
-      EXPECT_TRUE(proxy.wait_idle());
-    }
-    auto answer = request(server.port(), get("/hello.txt"));
-    ASSERT_TRUE(answer);
-    EXPECT_EQ(answer->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *answer;
-  }));
+  closecheck::Snapshot before = closecheck::Snapshot::take();
+  std::optional<FileServer> server{std::in_place, FileServer::Options{.root = root.path()}};
+};
+
+// After the fault, the server goes on serving: a new request is answered 200.
+void serves_again(Served& s) {
+  auto answer = request(s.server->port(), get("/hello.txt"));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *answer;
 }
 
-// A served client that half-closes after its request (the FIN passed through
-// the proxy) gets the server's close, and either the whole answer or none:
-// before each write cpp-httplib 0.11 checks the peer (SocketStream::
-// is_writable() peeks at the socket), and a FIN that is already there counts
-// as a peer that is gone. Which comes first is the scheduler's. Either way
-// nothing is left behind and the server goes on serving.
-TEST(BoundNeverServedFault, HalfCloseAfterTheRequestOnAServedServer) {
-  Root root;
-  EXPECT_TRUE(closecheck::NoLeaks([&] {
-    FileServer server({.root = root.path()});
-    {
-      Proxy proxy(static_cast<std::uint16_t>(server.port()));
-      auto client = fixtures::connect_tcp("127.0.0.1", proxy.port());
-      fixtures::send_all(client.get(), get("/hello.txt"));
-      ASSERT_EQ(::shutdown(client.get(), SHUT_WR), 0);
-      std::string got;
-      EXPECT_EQ(ending(client.get(), &got), "eof");
-      if (!got.empty()) {
-        EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
-        EXPECT_TRUE(got.ends_with("\r\n\r\nhello\n")) << got;
-      }
-      EXPECT_TRUE(proxy.wait_idle());
-    }
-    auto answer = request(server.port(), get("/hello.txt"));
-    ASSERT_TRUE(answer);
-    EXPECT_EQ(answer->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *answer;
-  }));
-}
+const Scenario<Served> served{
+    .suite = "BoundNeverServedFault",
+    .port = [](const Served& s) { return static_cast<std::uint16_t>(s.server->port()); },
+    .request = [](std::size_t) { return get("/hello.txt"); },
+    .then = [](Served& s, Seen&) {  // stopping it leaves nothing
+      s.server.reset();
+      EXPECT_EQ(closecheck::report(closecheck::find_leaks(s.before)), "");
+    },
+};
+
+const bool registered = register_matrix(served, {
+    // A client whose request is cut by an RST after 20 bytes: the server's worker
+    // ends that connection, the server goes on serving, and stopping it leaves nothing.
+    {.name = "ResetMidRequestOnAServedServer", .fault = Fault::cut_mid_request,
+     .expect = {.ending = "reset",
+                .settle = [](Served& s, Proxy& proxy, Seen&) {
+                  EXPECT_TRUE(proxy.wait_fired(What::limit_data));
+                  EXPECT_TRUE(proxy.wait_idle());
+                  serves_again(s);
+                }},
+     .cut_at = 20,
+     .toxics = Faults{.upstream = {.limit_data = 20, .limit_cut = Cut::reset}}},
+    // A served client that half-closes after its request (the FIN passed through
+    // the proxy) gets the server's close, and either the whole answer or none:
+    // before each write cpp-httplib 0.11 checks the peer (SocketStream::
+    // is_writable() peeks at the socket), and a FIN that is already there counts
+    // as a peer that is gone. Which comes first is the scheduler's. Either way
+    // nothing is left behind and the server goes on serving.
+    {.name = "HalfCloseAfterTheRequestOnAServedServer", .fault = Fault::client_half_closes,
+     .expect = {.ending = "eof",
+                .settle = [](Served& s, Proxy& proxy, Seen&) {
+                  EXPECT_TRUE(proxy.wait_idle());
+                  serves_again(s);
+                },
+                .then = [](Served&, Seen& seen) {
+                  if (!seen.got.empty()) {
+                    EXPECT_EQ(seen.got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << seen.got;
+                    EXPECT_TRUE(seen.got.ends_with("\r\n\r\nhello\n")) << seen.got;
+                  }
+                }}},
+});
+
+}  // namespace
