@@ -3,7 +3,6 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 
 #include "closecheck/gtest.hpp"
 #include "format.hpp"
