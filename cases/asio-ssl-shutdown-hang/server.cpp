@@ -75,6 +75,7 @@ Server::Server(Options options) : options_(std::move(options)), tls_(ssl::contex
   tls_.use_certificate_chain_file(CLOSECHECK_TEST_CERT);
   tls_.use_private_key_file(CLOSECHECK_TEST_KEY, ssl::context::pem);
   serve([this](tcp::socket socket) { start_session(std::move(socket)); });
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() {

@@ -81,6 +81,7 @@ Server::Server(Behaviour behaviour) : behaviour_(behaviour), tls_(ssl::context::
     sessions_.push_back(session);
     session->start();
   });
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() {

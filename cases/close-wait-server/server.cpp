@@ -42,6 +42,7 @@ std::size_t connection_manager::orphaned() const {
 Server::Server(Options options) {
   serve([this](tcp::socket socket) { manager_.start(make_session(std::move(socket), manager_)); },
         std::move(options.on_accept_error));
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() {

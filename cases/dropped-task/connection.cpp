@@ -199,6 +199,7 @@ Server::Server(Options options) {
     connections_.insert(c);
     c->start();
   }, std::move(options.on_accept_error));  // EMFILE, ENFILE, ENOBUFS...: it backs off instead of spinning
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() {

@@ -110,6 +110,7 @@ Server::Server(Helpers& helpers, Options options) : helpers_(helpers), options_(
     adopt(socket);
     std::make_shared<session>(std::move(socket), helpers_, options_)->start();
   }, options_.on_accept_error);
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() {

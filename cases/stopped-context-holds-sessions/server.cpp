@@ -70,6 +70,7 @@ Server::Server(Options options) {
     manager_.add(s);
     s->start();
   }, std::move(options.on_accept_error));
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 Server::~Server() { stop(); }
@@ -77,7 +78,7 @@ Server::~Server() { stop(); }
 void Server::restart() {
   if (running()) throw std::logic_error("Server::restart(): the server is running; stop() it first");
   io_.restart();
-  run();
+  thread_ = std::thread([this] { io_.run(); });
 }
 
 }  // namespace stopped_context
