@@ -210,6 +210,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "test=Known.LeaksAListeningSocket kind=tcp state=CLOSE_WAIT", 0},
         Matching{"WrongTestName", "Known.LeaksAListeningSocket", "test=Known.LeaksAListening kind=tcp", 0},
         Matching{"WrongKind", "Known.LeaksAListeningSocket", "test=Known.LeaksAListeningSocket kind=udp", 0},
+        Matching{"UnixIsNotTcp", "Known.LeaksAListeningSocket", "test=Known.LeaksAListeningSocket kind=unix", 0},
         Matching{"WrongPeer", "Known.LeavesCloseWait",
                  "test=Known.LeavesCloseWait state=CLOSE_WAIT peer=10.0.0.1:*", 0},
         Matching{"WrongLocal", "Known.LeavesCloseWait", "test=Known.LeavesCloseWait local=[[]::1]:*", 0},
