@@ -5,17 +5,18 @@
 // Broken: wherever the server stops while a TLS connection still waits for
 // the client, its orphaned socket is asserted (count, state, address) and
 // reclaimed; a fault that ends the connection first is clean in both.
+// The fault matrix (fixtures/fault/matrix.hpp) runs the faults through the
+// proxy, each row a client of its own (FTP over TLS); the trigger without a
+// proxy, the handshake cut both ways in one test and the data connection's
+// reset stay TESTs.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <future>
-#include <iterator>
 #include <optional>
 
 #include "closecheck/gtest.hpp"
-#include "fixtures/fault/fd_limit.hpp"
-#include "fixtures/fault/proxy.hpp"
+#include "fixtures/fault/matrix.hpp"
 #include "fixtures/net.hpp"
 #include "scenario.hpp"
 
@@ -56,20 +57,118 @@ void stop_within(Server& server, std::chrono::seconds deadline = 20s) {
   ASSERT_EQ(done.wait_for(deadline), std::future_status::ready) << "Server::stop() hung";
 }
 
-// The server, a proxy in front of it with these faults, and the end of a
-// test in which every connection has ended by itself.
-struct Proxied {
-  explicit Proxied(Faults faults = {}) : proxy(server.port(), faults) {}
+// The server on its site, and a client that outlives the check (the trigger's).
+struct Host {
   Site site;
   Server server{{.root = site.root()}};
-  Proxy proxy;
-  Client client() { return client_of(proxy.port()); }
-  void every_connection_ended() {
-    EXPECT_TRUE(server.wait_idle());
-    EXPECT_TRUE(proxy.wait_idle());
-    stop_within(server);
-  }
+  std::optional<Client> client;
 };
+
+const Scenario<Host> scenario{
+    .suite = "FtpTlsCloseFault",
+    .port = [](const Host& h) { return h.server.port(); },
+    .options = [](const Host& h) { return server_side_only(h.server); },
+};
+
+// The end of a row in which every connection has ended by itself.
+const auto every_connection_ended = [](Host& h, Proxy& proxy, Seen&) {
+  EXPECT_TRUE(h.server.wait_idle());
+  EXPECT_TRUE(proxy.wait_idle());
+  stop_within(h.server);
+};
+// The trigger's rows: the client goes after the check, the proxy still up.
+const auto client_goes = [](Host& h, Proxy&, Seen&) { h.client.reset(); };
+
+const bool registered = register_matrix(scenario, {
+    // The TLS handshake cut in the server's ServerHello, after 50 bytes of it:
+    // the client gets an error in bounded time; nothing is left in either variant.
+    {.name = "HandshakeCutInTheServersHello", .fault = Fault::custom,
+     .expect = {.settle = every_connection_ended},
+     .toxics = Faults{.downstream = {.limit_data = greeting.size() + auth_reply.size() + 50, .limit_cut = Cut::reset}},
+     .client = [](Host&, Proxy& proxy, Seen&) {
+       auto client = client_of(proxy.port());
+       EXPECT_THROW(client.auth_tls(), ftp_tls::FtpError);
+       EXPECT_TRUE(proxy.wait_fired(What::limit_data));
+       client.close();
+     }},
+    // An RST in the middle of a TLS session: the server's TLS shutdown meets the
+    // reset and closes, in both variants (the error path).
+    {.name = "ResetAfterLogin", .fault = Fault::custom,
+     .expect = {.settle = every_connection_ended},
+     .client = [](Host&, Proxy& proxy, Seen&) {
+       auto client = client_of(proxy.port());
+       client.auth_tls();
+       client.login();
+       proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
+       EXPECT_TRUE(proxy.wait_fired(What::reset_peer));
+       EXPECT_THROW(client.command("NOOP"), ftp_tls::FtpError);
+       client.close();
+     }},
+    // The client half-closes (FIN, no close_notify) and keeps its socket open:
+    // the server's TLS shutdown reads EOF and closes in both variants; the client
+    // then sees the server's close_notify and its FIN.
+    {.name = "ClientHalfClosesWithoutCloseNotify", .fault = Fault::custom,
+     .expect = {.ending = "eof", .settle = every_connection_ended},
+     .client = [](Host& h, Proxy& proxy, Seen& seen) {
+       auto client = client_of(proxy.port());
+       client.auth_tls();
+       client.login();
+       ASSERT_EQ(::shutdown(client.control().fd(), SHUT_WR), 0);
+       EXPECT_TRUE(proxy.wait_fired(What::eof));
+       EXPECT_TRUE(h.server.wait_idle());
+       seen.ending = ending(client.control().fd());
+       client.close();
+     }},
+    // A 64 KiB command line in 512-byte slices, 1 ms apart, over TLS: 500, and
+    // the session goes on.
+    {.name = "OverlongCommandTrickledIn", .fault = Fault::custom,
+     .expect = {.settle = every_connection_ended},
+     .client = [](Host&, Proxy& proxy, Seen&) {
+       auto client = client_of(proxy.port());
+       client.auth_tls();
+       proxy.set({.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
+       EXPECT_EQ(client.command("USER " + std::string(64 * 1024, 'a')).text, "500 Line too long.\r\n");
+       EXPECT_EQ(client.command("NOOP").code, 200);
+       client.quit();
+     }},
+    // A client that stops reading its control connection (the proxy stalls it,
+    // small buffers: a zero window) while it pipelines 20000 NOOPs and a PASV;
+    // then the server stops. Fixed: closed. Broken: the TLS shutdown cannot even
+    // send its close_notify (want-write) or waits for the client's: orphaned,
+    // ESTABLISHED (reclaimed).
+    {.name = "SlowReaderWhenTheServerStops", .fault = Fault::custom,
+     .expect = {.leaks = [](const Host& h) { return orphaned(h.server, TcpState::established); },
+                .after = client_goes},
+     .proxy = Proxy::Options{.rcvbuf = 4096, .sndbuf = 4096},
+     .client = [](Host& h, Proxy& proxy, Seen&) {
+       constexpr int commands = 20000;
+       h.client.emplace(client_of(proxy.port()));
+       h.client->auth_tls();
+       h.client->login();
+       proxy.set({.downstream = {.stall = true}});
+       std::string noops;
+       for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
+       h.client->send_raw(noops + "PASV\r\n");
+       // Its passive listener shows the server has read every command: unread
+       // records would make the TLS shutdown fail and close even when broken.
+       ASSERT_TRUE(h.server.wait_for([](const ftp_tls::ServerStats& st) { return st.handlers == 3; }));
+       stop_within(h.server);
+     },
+     .reclaim = Reclaim::close},
+    // The upstream trigger with 20 ms of latency each way. The client's last
+    // handshake flight is then still on its way for 20 ms when auth_tls()
+    // returns, and a TLS shutdown during the handshake fails and closes (no leak
+    // even when broken): idle_tls_client() waits for the server's side of it.
+    {.name = "IdleTlsClientBehindLatency", .fault = Fault::custom,
+     .expect = {.leaks = [](const Host& h) { return orphaned(h.server, TcpState::established); },
+                .after = client_goes},
+     .toxics = Faults{.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}},
+     .client = [](Host& h, Proxy& proxy, Seen&) {
+       h.client.emplace(idle_tls_client(h.server, proxy.port()));
+       stop_within(h.server);
+     },
+     .reclaim = Reclaim::close},
+});
 
 }  // namespace
 
@@ -81,14 +180,13 @@ TEST(FtpTlsCloseFault, ClientNeverSendsCloseNotifyAfterQuit) {
   Site site;
   Server server({.root = site.root()});
   std::optional<Client> client;
-  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
+  EXPECT_TRUE(closecheck::Leaks(orphaned(server, TcpState::established), [&] {
     client.emplace(client_of(server.port()));
     client->auth_tls();
     client->login();
     EXPECT_EQ(client->command("QUIT").code, 221);  // and nothing more from this client
     stop_within(server);
-  }, Reclaim::close, server_side_only(server));
-  EXPECT_TRUE(verdict.ok) << verdict.message;
+  }, Reclaim::close, server_side_only(server)));
   client->close();
 }
 
@@ -111,59 +209,6 @@ TEST(FtpTlsCloseFault, HandshakeCutAfterHalfAClientHello) {
   stop_within(server);
 }
 
-// The same in the other direction: the server's ServerHello cut after 50 bytes.
-TEST(FtpTlsCloseFault, HandshakeCutInTheServersHello) {
-  Proxied p({.downstream = {.limit_data = greeting.size() + auth_reply.size() + 50, .limit_cut = Cut::reset}});
-  auto client = p.client();
-  EXPECT_THROW(client.auth_tls(), ftp_tls::FtpError);
-  EXPECT_TRUE(p.proxy.wait_fired(What::limit_data));
-  client.close();
-  p.every_connection_ended();
-}
-
-// An RST in the middle of a TLS session: the server's TLS shutdown meets the
-// reset and closes, in both variants (the error path).
-TEST(FtpTlsCloseFault, ResetAfterLogin) {
-  Proxied p;
-  auto client = p.client();
-  client.auth_tls();
-  client.login();
-  p.proxy.set({.upstream = {.reset_peer = 0ms}, .downstream = {.reset_peer = 0ms}});
-  EXPECT_TRUE(p.proxy.wait_fired(What::reset_peer));
-  EXPECT_THROW(client.command("NOOP"), ftp_tls::FtpError);
-  client.close();
-  p.every_connection_ended();
-}
-
-// The client half-closes (FIN, no close_notify) and keeps its socket open:
-// the server's TLS shutdown reads EOF and closes in both variants; the client
-// then sees the server's close_notify and its FIN.
-TEST(FtpTlsCloseFault, ClientHalfClosesWithoutCloseNotify) {
-  Proxied p;
-  auto client = p.client();
-  client.auth_tls();
-  client.login();
-  ASSERT_EQ(::shutdown(client.control().fd(), SHUT_WR), 0);
-  EXPECT_TRUE(p.proxy.wait_fired(What::eof));
-  EXPECT_TRUE(p.server.wait_idle());
-  EXPECT_EQ(ending(client.control().fd()), "eof");
-  client.close();
-  p.every_connection_ended();
-}
-
-// A 64 KiB command line in 512-byte slices, 1 ms apart, over TLS: 500, and
-// the session goes on.
-TEST(FtpTlsCloseFault, OverlongCommandTrickledIn) {
-  Proxied p;
-  auto client = p.client();
-  client.auth_tls();
-  p.proxy.set({.upstream = {.slice_bytes = 512, .slice_delay = 1ms}});
-  EXPECT_EQ(client.command("USER " + std::string(64 * 1024, 'a')).text, "500 Line too long.\r\n");
-  EXPECT_EQ(client.command("NOOP").code, 200);
-  client.quit();
-  p.every_connection_ended();
-}
-
 // A PROT P download whose data connection the client resets in the middle:
 // 426 on the control connection, the data socket closed, the session goes on.
 TEST(FtpTlsCloseFault, DataConnectionResetMidTransfer) {
@@ -184,47 +229,4 @@ TEST(FtpTlsCloseFault, DataConnectionResetMidTransfer) {
   EXPECT_TRUE(server.wait_idle());
   EXPECT_EQ(server.stats().transfers_done, 1u);
   stop_within(server);
-}
-
-// A client that stops reading its control connection (the proxy stalls it,
-// small buffers: a zero window) while it pipelines 20000 NOOPs and a PASV;
-// then the server stops. Fixed: closed. Broken: the TLS shutdown cannot even
-// send its close_notify (want-write) or waits for the client's: orphaned,
-// ESTABLISHED.
-TEST(FtpTlsCloseFault, SlowReaderWhenTheServerStops) {
-  Site site;
-  Server server({.root = site.root()});
-  constexpr int commands = 20000;
-  Proxy proxy(server.port(), {}, {.rcvbuf = 4096, .sndbuf = 4096});
-  std::optional<Client> client;
-  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
-    client.emplace(client_of(proxy.port()));
-    client->auth_tls();
-    client->login();
-    proxy.set({.downstream = {.stall = true}});
-    std::string noops;
-    for (int i = 0; i < commands; ++i) noops += "NOOP\r\n";
-    client->send_raw(noops + "PASV\r\n");
-    // Its passive listener shows the server has read every command: unread
-    // records would make the TLS shutdown fail and close even when broken.
-    ASSERT_TRUE(server.wait_for([](const ftp_tls::ServerStats& st) { return st.handlers == 3; }));
-    stop_within(server);
-  }, Reclaim::close, server_side_only(server));
-  EXPECT_TRUE(verdict.ok) << verdict.message;
-}
-
-// The upstream trigger with 20 ms of latency each way. The client's last
-// handshake flight is then still on its way for 20 ms when auth_tls()
-// returns, and a TLS shutdown during the handshake fails and closes (no leak
-// even when broken): idle_tls_client() waits for the server's side of it.
-TEST(FtpTlsCloseFault, IdleTlsClientBehindLatency) {
-  Site site;
-  Server server({.root = site.root()});
-  Proxy proxy(server.port(), {.upstream = {.latency = 20ms}, .downstream = {.latency = 20ms}});
-  std::optional<Client> client;
-  auto verdict = closecheck::expect_leaks(orphaned(server, TcpState::established), [&] {
-    client.emplace(idle_tls_client(server, proxy.port()));
-    stop_within(server);
-  }, Reclaim::close, server_side_only(server));
-  EXPECT_TRUE(verdict.ok) << verdict.message;
 }
