@@ -10,7 +10,7 @@
 using namespace asio_ssl_shutdown_hang;
 using fixtures::fault::EmfileRecovery;
 using fixtures::fault::FdLimitedServer;
-using fixtures::fault::LimitedServer;
+using fixtures::fault::ServerProbe;
 using namespace std::chrono_literals;
 namespace ssl_error = boost::asio::ssl::error;
 
@@ -18,15 +18,12 @@ namespace {
 
 constexpr auto hang = 300ms;  // how long a broken server's missing answer is waited for
 
-class Probe : public LimitedServer {
+class Probe : public ServerProbe<Server> {
  public:
-  std::uint16_t port() override { return server_.port(); }
-  std::size_t accepted() override { return server_.accepted() - 1; }  // not the warm-up's
-  std::size_t accept_errors() override { return server_.accept_errors(); }
   std::shared_ptr<void> pause() override { return server_.pause(); }
   // One session end to end while descriptors are free; it is closed either
   // way (its peer answers the close_notify).
-  void warm_up() override {
+  void warm() override {
     // UBSan checks an error category's type the first time it meets it, and
     // needs a pipe for that: meet the one the peers' closes bring (their
     // reads end with stream_truncated), and the pause's types, while
@@ -39,9 +36,6 @@ class Probe : public LimitedServer {
     peer.answer_close_notify();
     server_.wait_for([](const Stats& s) { return s.shutdowns_done.size() == 1; });
   }
-
- private:
-  Server server_;
 };
 
 // A connection, and once the server has accepted it, the TLS peer on it.

@@ -12,24 +12,19 @@ using namespace beast_ws_ssl_teardown;
 using namespace std::chrono_literals;
 using fixtures::fault::EmfileRecovery;
 using fixtures::fault::FdLimitedServer;
-using fixtures::fault::LimitedServer;
+using fixtures::fault::ServerProbe;
 
 namespace {
 
 // A server that keeps its closed sessions (a registry of connections) and so
 // relies on Beast's teardown alone to close their sockets.
-class Probe : public LimitedServer {
+class Probe : public ServerProbe<Server> {
  public:
-  std::uint16_t port() override { return server_.port(); }
-  std::size_t accepted() override { return server_.accepted() - 1; }  // not the warm-up's
-  std::size_t accept_errors() override { return server_.accept_errors(); }
-  void warm_up() override {
+  Probe() : ServerProbe(Server::Behaviour::keep_closed) {}
+  void warm() override {
     Client client;
     echo_then_close(client, server_.port());
   }
-
- private:
-  Server server_{Server::Behaviour::keep_closed};
 };
 
 // A client connecting (TCP, TLS, WebSocket) on a thread of its own: one that

@@ -14,21 +14,14 @@ namespace {
 
 constexpr auto hang = 300ms;  // how long a broken server's missing answer is waited for
 
-class Probe : public LimitedServer {
+class Probe : public ServerProbe<Server> {
  public:
-  std::uint16_t port() override { return server_.port(); }
   // Every client here stays connected; the broken server also keeps the warm-up's.
-  std::size_t accepted() override { return server_.sessions() - warm_; }
-  std::size_t accept_errors() override { return server_.accept_errors(); }
-  void warm_up() override {
+  std::size_t accepted() override { return server_.sessions() - (broken ? 1 : 0); }
+  void warm() override {
     one_client(server_);
-    warm_ = broken ? 1 : 0;
-    closecheck::eventually([&] { return server_.sessions() == warm_; });
+    closecheck::eventually([&] { return server_.sessions() == (broken ? 1u : 0u); });
   }
-
- private:
-  std::size_t warm_ = 0;
-  Server server_;
 };
 
 }  // namespace

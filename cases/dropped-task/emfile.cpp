@@ -15,21 +15,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class Probe : public LimitedServer {
- public:
-  std::uint16_t port() override { return server_.port(); }
-  std::size_t accepted() override { return server_.accepted() - 1; }  // not the warm-up's
-  std::size_t accept_errors() override { return server_.accept_errors(); }
-  void warm_up() override {
+class Probe : public ServerProbe<Server> {
+  void warm() override {
     auto client = connect(server_);
     fixtures::send_all(client.get(), "PING warm-up\n");
     ::shutdown(client.get(), SHUT_WR);
     (void)transcript(client.get(), wait_for_answer());
     (void)settled(server_, 1, broken ? 1 : 0);
   }
-
- private:
-  Server server_;
 };
 
 }  // namespace

@@ -11,18 +11,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class Probe : public LimitedServer {
+class Probe : public ServerProbe<Server> {
  public:
-  std::uint16_t port() override { return server_.port(); }
   std::size_t accepted() override { return server_.sessions(); }  // every client here stays connected
-  std::size_t accept_errors() override { return server_.accept_errors(); }
-  void warm_up() override {
+  void warm() override {
     served_client(server_);
     closecheck::eventually([&] { return server_.sessions() == 0; });
   }
-
- private:
-  Server server_;
 };
 
 }  // namespace
