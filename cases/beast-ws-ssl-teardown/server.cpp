@@ -59,8 +59,8 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   void closed() {
-    ++server_.closed_;
     if (server_.behaviour_ == Behaviour::keep_closed) server_.kept_.push_back(shared_from_this());
+    ++server_.closed_;  // last: a test that sees the count sees the session's end done
     // echo: the last handler returns, the session and its stream are destroyed
   }
 
